@@ -1,0 +1,144 @@
+"""The ``mlkit`` command: thin; it parses arguments, calls one library function, and prints.
+
+Examples
+--------
+>>> main(["usecases", "--json"]) == 0  # doctest: +ELLIPSIS
+[...
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from mlkit import usecases
+from mlkit.errors import MlkitError
+
+__all__ = ["main", "run", "format_usecases"]
+
+
+def format_usecases(rows: list[dict]) -> str:
+    """Return the use-case table as aligned text columns."""
+    headers = ["id", "industry", "task", "rows", "target", "primary_metric"]
+    table = [headers] + [[str(r[h]) for h in headers] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+
+
+def _usecase_rows() -> list[dict]:
+    return [
+        {
+            "id": u.id,
+            "industry": u.industry,
+            "task": u.task,
+            "rows": u.default_rows,
+            "target": u.target or "-",
+            "primary_metric": u.primary_metric,
+            "time_column": u.time_column,
+            "source": u.source,
+        }
+        for u in usecases.all_use_cases()
+    ]
+
+
+def _cmd_usecases(args: argparse.Namespace) -> int:
+    rows = _usecase_rows()
+    print(json.dumps(rows, indent=2) if args.json else format_usecases(rows))
+    return 0
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="notebook", file=sys.stderr)
+
+
+def _report(results) -> int:
+    failed = [r for r in results if r.status != "ok"]
+    for r in results:
+        line = f"{r.status:>6}  {r.duration_s:6.1f} s  {r.notebook}"
+        if r.error.get("ename"):
+            line += f"  (cell {r.error.get('cell')}: {r.error['ename']}: {str(r.error.get('evalue', ''))[:120]})"
+        print(line)
+    return 1 if failed else 0
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from mlkit import batch
+
+    notebooks = batch.course_notebooks()
+    with _progress(len(notebooks), "course") as bar:
+        results = batch.run_course(args.out, workers=args.workers, timeout=args.timeout, on_done=lambda r: bar.update())
+    code = _report(results)
+    print(f"report: {Path(args.out) / 'index.html'}")
+    return code
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from mlkit import batch
+
+    selected = [Path(p).resolve() for p in args.notebooks] or batch.course_notebooks()
+    missing = [str(p) for p in selected if not p.exists()]
+    if missing:
+        raise MlkitError(f"Notebook(s) not found: {', '.join(missing)}.")
+    with _progress(len(selected), "notebooks") as bar:
+        results = batch.regenerate_notebooks(selected, workers=args.workers, on_done=lambda r: bar.update())
+    return _report(results)
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from mlkit import datasets
+
+    if args.write:
+        for name, digest in sorted(datasets.write_committed().items()):
+            print(f"{digest}  {name}")
+        return 0
+    problems = datasets.verify_manifest()
+    for p in problems:
+        print(p)
+    print("datasets match MANIFEST" if not problems else f"{len(problems)} dataset(s) differ from MANIFEST")
+    return 1 if problems else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlkit", description="The ML deployment teaching kit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("usecases", help="list the industry use cases")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_usecases)
+
+    p = sub.add_parser("course", help="execute every notebook with its defaults and write an HTML report")
+    p.add_argument("--out", default="build", help="output folder (default: build)")
+    p.add_argument("--workers", type=int, default=2, help="notebooks run at once (default: 2)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds a cell may run (default: 600)")
+    p.set_defaults(func=_cmd_course)
+
+    p = sub.add_parser("notebooks", help="re-execute notebooks in place with their defaults")
+    p.add_argument("notebooks", nargs="*", help="notebooks to regenerate (default: all)")
+    p.add_argument("--workers", type=int, default=2, help="notebooks run at once (default: 2)")
+    p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("datasets", help="check (default) or rewrite the committed datasets")
+    p.add_argument("--write", action="store_true", help="rewrite datasets/ and datasets/MANIFEST")
+    p.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 a run failed, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MlkitError as exc:
+        print(f"\033[31merror:\033[0m {exc}", file=sys.stderr)
+        return 2
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
