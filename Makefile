@@ -24,11 +24,12 @@ course: $(STAMP)
 
 ## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests mlkit notebooks --doctest-modules --nbval \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 ## Unit tests only (no notebook execution).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" -p no:nbval
+	$(BIN)/python -m pytest tests mlkit --doctest-modules -m "not slow" -p no:nbval
 
 ## JupyterLab on the notebooks, on loopback.
 lab: $(STAMP)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +13,25 @@ import pytest
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only_connect(self, address):
+    """Tests run offline: a connection to anything but loopback is a bug, so it fails loudly."""
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise OSError(f"network access to {host!r} attempted in a test; mlkit runs offline")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only_connect
 
 
 @pytest.fixture
