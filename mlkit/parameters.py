@@ -264,6 +264,16 @@ def _injected_names(source: str) -> list[str]:
     return [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
 
 
+def _declared_from_annotations(namespace: Mapping[str, Any]) -> dict[str, Declared]:
+    """Declarations rebuilt from a namespace's ``__annotations__`` (defaults: the current values)."""
+    declared = {}
+    for name, annotation in dict(namespace.get("__annotations__") or {}).items():
+        type_name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+        if type_name in _TYPES and name in namespace:
+            declared[name] = Declared(name, type_name, namespace[name])
+    return declared
+
+
 def check_parameters(namespace: dict[str, Any], *, require_supervised: bool = True) -> Parameters:
     """Validate a notebook's parameters, from the cell right after the ``parameters`` cell.
 
@@ -279,16 +289,21 @@ def check_parameters(namespace: dict[str, Any], *, require_supervised: bool = Tr
     """
     history = _history()
     start = next((i for i in range(len(history) - 1, -1, -1) if _is_parameters_cell(history[i])), None)
-    if start is None:
-        raise ParameterError(
-            "No parameters cell has run in this kernel yet: run the cell tagged `parameters` "
-            "(the first code cell) before this one."
-        )
-    declared = parse_parameters_cell(history[start])
     injected: list[str] = []
-    for src in history[start + 1 :]:
-        if src.lstrip().startswith(INJECTED_HEADER):
-            injected.extend(_injected_names(src))
+    if start is not None:
+        declared = parse_parameters_cell(history[start])
+        for src in history[start + 1 :]:
+            if src.lstrip().startswith(INJECTED_HEADER):
+                injected.extend(_injected_names(src))
+    else:
+        # Kernels driven without input history (nbval runs cells with store_history=False):
+        # the parameters cell's annotations are still in the namespace.
+        declared = _declared_from_annotations(namespace)
+        if not declared:
+            raise ParameterError(
+                "No parameters cell has run in this kernel yet: run the cell tagged `parameters` "
+                "(the first code cell) before this one."
+            )
     params = validate(namespace, declared, injected=injected, require_supervised=require_supervised)
     namespace.update(params)
     return params

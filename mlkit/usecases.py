@@ -191,7 +191,7 @@ _REGISTRY: dict[str, UseCase] = {
                 "currency": "EUR",
                 "note": "a missed fraud loses the transaction's amount; a false alarm costs a 5 EUR review",
             },
-            gate={"primary_min": 0.30},
+            gate={"primary_min": 0.40},
             drift={
                 "covariate": "a shopping season: more online transactions with larger amounts",
                 "label": "an organised attack: the fraud rate triples",
@@ -218,7 +218,7 @@ _REGISTRY: dict[str, UseCase] = {
                 "currency": "EUR per unit",
                 "note": "a lost sale costs the margin (3 EUR); an unsold unit costs waste and storage (1 EUR)",
             },
-            gate={"primary_max": 0.35},
+            gate={"primary_max": 0.30},
             drift={
                 "covariate": "an inflation shock: prices rise 20% across the range",
                 "label": "a competitor closes: demand rises 30% everywhere",
@@ -273,7 +273,7 @@ _REGISTRY: dict[str, UseCase] = {
                 "currency": "EUR per vehicle",
                 "note": "under-predicting jams the road (congestion cost); over-predicting wastes staffed capacity",
             },
-            gate={"primary_max": 600.0},
+            gate={"primary_max": 250.0},
             drift={
                 "covariate": "a wet season: rain and cold hours become common",
                 "label": "a new housing estate: traffic rises 25% at every hour",

@@ -148,3 +148,13 @@ def test_record_refuses_objects_and_empty_names(tmp_path):
         record("model", object(), output_dir=tmp_path)
     with pytest.raises(ParameterError, match="non-empty metric name"):
         record("", 1, output_dir=tmp_path)
+
+
+def test_check_parameters_without_history_uses_the_annotations(monkeypatch):
+    # nbval runs cells with store_history=False: the annotations are all that is left.
+    monkeypatch.setattr(parameters, "_history", lambda: [])
+    ns = {"__annotations__": {"seed": int, "use_case": str}, "seed": 1, "use_case": "retail-demand"}
+    assert parameters.check_parameters(ns) == {"seed": 1, "use_case": "retail-demand"}
+    ns["use_case"] = "nope"
+    with pytest.raises(ParameterError, match="Unknown use case 'nope'"):
+        parameters.check_parameters(ns)
