@@ -375,11 +375,14 @@ def test_gate_uses_the_pessimistic_end_so_a_good_point_can_still_fail():
 
 
 def test_error_metric_gate_checks_the_high_end_against_a_maximum():
-    ok = ev.deployment_gate("transport-traffic", intervals={"mae": _ci(500, 450, 590)}, baseline=1500.0)
-    bad = ev.deployment_gate("transport-traffic", intervals={"mae": _ci(500, 450, 610)}, baseline=1500.0)
-    assert ok["check"][0] == "mae <= 600 (high end of interval)"
+    limit = usecases.get("transport-traffic").gate["primary_max"]
+    ok = ev.deployment_gate("transport-traffic", intervals={"mae": _ci(limit - 50, limit - 70, limit - 10)}, baseline=1500.0)
+    bad = ev.deployment_gate("transport-traffic", intervals={"mae": _ci(limit - 50, limit - 70, limit + 10)}, baseline=1500.0)
+    assert ok["check"][0] == f"mae <= {limit:g} (high end of interval)"
     assert ev.gate_verdict(ok) == "GO" and ev.gate_verdict(bad) == "NO-GO"
-    worse_than_baseline = ev.deployment_gate("transport-traffic", intervals={"mae": _ci(500, 450, 590)}, baseline=550.0)
+    worse_than_baseline = ev.deployment_gate(
+        "transport-traffic", intervals={"mae": _ci(limit - 50, limit - 70, limit - 10)}, baseline=limit - 30
+    )
     assert worse_than_baseline["passed"].tolist() == [True, False]
 
 
