@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "resolve"]
+__all__ = ["repo_root", "resolve", "find_input"]
 
 
 def repo_root() -> Path:
@@ -29,17 +29,29 @@ def repo_root() -> Path:
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
-    """Resolve ``path``: absolute as given; relative against the repository root, then the cwd.
+    """Resolve ``path``: absolute as given, relative against the repository root.
 
     Examples
     --------
     >>> resolve("/tmp").as_posix()
     '/tmp'
+    >>> resolve("build/x") == repo_root() / "build" / "x"
+    True
     """
     p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    in_repo = repo_root() / p
-    if in_repo.exists() or not (Path.cwd() / p).exists():
+    return p if p.is_absolute() else repo_root() / p
+
+
+def find_input(path: str | os.PathLike[str]) -> Path:
+    """Find an input file: absolute as given; relative against the repository, else the cwd.
+
+    Examples
+    --------
+    >>> find_input("pyproject.toml").name
+    'pyproject.toml'
+    """
+    in_repo = resolve(path)
+    if in_repo.exists():
         return in_repo
-    return (Path.cwd() / p).resolve()
+    in_cwd = Path.cwd() / Path(path).expanduser()
+    return in_cwd.resolve() if in_cwd.exists() else in_repo

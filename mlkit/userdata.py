@@ -200,7 +200,7 @@ def read_csv(
         Missing file, empty file, missing target or time column, all-missing or constant
         target, a task that does not fit the target, or fewer than :data:`MIN_ROWS` rows.
     """
-    file = paths.resolve(path)
+    file = paths.find_input(path)
     if not file.exists():
         raise DataError(
             f"Data file not found: {path} (looked at {file}). Pass data_path as an absolute path "

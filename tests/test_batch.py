@@ -58,3 +58,24 @@ def test_strip_run_metadata_removes_paths_and_times(tmp_path, broken_cell_notebo
 def test_workers_must_be_positive():
     with pytest.raises(MlkitError, match="workers must be at least 1"):
         batch.run_many([], workers=0)
+
+
+@pytest.mark.slow
+def test_course_runs_every_notebook_and_indexes_them(tmp_path, monkeypatch):
+    (tmp_path / "notebooks" / "usecases").mkdir(parents=True)
+    for name, body in [("notebooks/00_hello.ipynb", "1 + 1"), ("notebooks/usecases/shop.ipynb", "raise ValueError('no shop')")]:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [
+            nbformat.v4.new_code_cell('output_dir: str = ""  # where metrics go', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(f"import mlkit\nmlkit.record('ran', True, output_dir=output_dir)\n{body}"),
+        ]
+        nbformat.write(nb, tmp_path / name)
+    monkeypatch.setenv("MLKIT_ROOT", str(tmp_path))
+    results = batch.run_course("build", workers=2)
+    assert [(r.notebook, r.status) for r in results] == [("00_hello.ipynb", "ok"), ("shop.ipynb", "failed")]
+    assert results[1].error["ename"] == "ValueError" and results[0].metrics == {"ran": True}
+    page = (tmp_path / "build" / "index.html").read_text()
+    assert "href='00_hello.html'" in page and "href='usecases_shop.html'" in page
+    assert "1 of 2 notebooks ran without error" in page
+    assert (tmp_path / "build" / "00_hello.html").read_text().startswith("<!DOCTYPE html>")
