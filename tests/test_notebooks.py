@@ -1,0 +1,149 @@
+"""Notebook tiers: conventions of every committed notebook, the smoke grid (every notebook x
+every use case, smoke=True, papermill's Python API, two at a time), runs on users' CSVs, and
+parameter validation when a notebook is run with the papermill CLI.
+
+The golden tier (re-execute and compare outputs) is nbval, run by `make test` over notebooks/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from mlkit import batch, usecases
+from mlkit.parameters import parse_parameters_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = batch.course_notebooks(ROOT)
+CORE = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03")]
+START = ROOT / "notebooks" / "00_start_here.ipynb"
+REQUIRED = {"use_case", "seed", "smoke", "data_path", "target", "task", "time_column", "output_dir"}
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks committed yet")
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    code = _code_cells(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], "one parameters cell, the first code cell"
+    declared = parse_parameters_cell(tagged[0].source)
+    assert REQUIRED <= set(declared), f"missing parameters: {REQUIRED - set(declared)}"
+    assert all(d.comment for d in declared.values()), "every parameter has a comment"
+    assert "check_parameters(globals()" in code[1].source, "parameters are validated right after"
+    assert all(c.execution_count is not None for c in code), "committed with outputs"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "You will learn" in text and "## Summary" in text and "## Exercises" in text
+    assert len([c for c in code if "solution" in c.metadata.get("tags", [])]) >= 2
+    assert not [c for c in code if c.source.rstrip().endswith(";")], (
+        "end plot cells with plt.show(): nbval runs cells without history, so a trailing ';' does not hide output"
+    )
+    stored = json.dumps([c.outputs for c in code])
+    assert str(ROOT) not in stored, "no absolute paths in committed outputs"
+
+
+def _jobs(tmp: Path, csvs: dict[str, dict]) -> list[tuple[str, str, dict]]:
+    jobs = []
+    for uc in usecases.all_use_cases():
+        for nb in [START] + (CORE if uc.supervised else []):
+            out = tmp / f"{nb.stem}-{uc.id}"
+            jobs.append((str(nb), str(out) + ".ipynb", {"use_case": uc.id, "smoke": True, "output_dir": str(out)}))
+    for name, params in csvs.items():
+        for nb in CORE:
+            out = tmp / f"{nb.stem}-{name}"
+            jobs.append((str(nb), str(out) + ".ipynb", {**params, "smoke": True, "output_dir": str(out)}))
+    return jobs
+
+
+def _public_csvs(folder: Path) -> dict[str, dict]:
+    """Real public data sets that ship inside scikit-learn, written as users' CSVs with real-world quirks."""
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+    bc = load_breast_cancer(as_frame=True).frame
+    bc.insert(0, "record_id", [f"R{i:04d}" for i in range(len(bc))])
+    bc["diagnosis"] = np.where(bc.pop("target") == 0, "malignant", "benign")
+    bc["mean radius"] = bc["mean radius"].astype(object)
+    bc.loc[::23, "mean radius"] = " "  # blank strings in a numeric column
+    lines = bc.to_csv(index=False).splitlines()
+    messy = "\ufeff" + "".join(ln + ("\r\n" if i % 3 else "\n") for i, ln in enumerate(lines))  # BOM, mixed endings
+    (folder / "biopsies_messy.csv").write_text(messy, encoding="utf-8")
+
+    iris = load_iris(as_frame=True)
+    iris.frame.assign(species=iris.target_names[iris.target]).drop(columns="target").to_csv(folder / "iris.csv", index=False)
+    load_diabetes(as_frame=True, scaled=False).frame.rename(columns={"target": "progression"}).to_csv(
+        folder / "diabetes.csv", index=False
+    )
+    return {
+        "csv-biopsies": {"data_path": str(folder / "biopsies_messy.csv"), "target": "diagnosis", "task": "classification"},
+        "csv-iris": {"data_path": str(folder / "iris.csv"), "target": "species", "task": "classification"},
+        "csv-diabetes": {"data_path": str(folder / "diabetes.csv"), "target": "progression", "task": "regression"},
+    }
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    jobs = _jobs(tmp, _public_csvs(tmp_path_factory.mktemp("csv")))
+    results = batch.run_many_plain(jobs, workers=2, timeout=300)
+    return {Path(r.output).stem: r for r in results}
+
+
+def _grid_ids() -> list[str]:
+    ids = []
+    for uc in usecases.all_use_cases():
+        ids += [f"{nb.stem}-{uc.id}" for nb in [START] + (CORE if uc.supervised else [])]
+    ids += [f"{nb.stem}-{name}" for name in ("csv-biopsies", "csv-iris", "csv-diabetes") for nb in CORE]
+    return ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run_id", _grid_ids())
+def test_smoke_grid_run_succeeds_and_records_figures(grid, run_id):
+    result = grid[run_id]
+    assert result.status == "ok", f"{run_id} failed: {result.error}"
+    assert result.metrics, f"{run_id} recorded no key figures"
+
+
+def _papermill_cli(tmp_path, *params: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "papermill", str(CORE[0]), str(tmp_path / "out.ipynb"), "-k", "python3", "--cwd", str(ROOT / "notebooks")]
+    return subprocess.run(cmd + list(params), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (["-p", "use_case", "nope"], "Unknown use case 'nope'. Valid use cases: healthcare-diagnosis"),
+        (["-p", "n_sampels", "5"], "Unknown parameter 'n_sampels'. This notebook takes: use_case, seed, smoke"),
+        (["-p", "seed", "abc"], "Parameter 'seed' must be int, got str 'abc'"),
+        (["-p", "use_case", "marketing-segments"], "is a clustering use case; this notebook needs a supervised one"),
+    ],
+)
+def test_papermill_cli_stops_on_bad_parameters_with_a_clear_message(tmp_path, params, expected):
+    proc = _papermill_cli(tmp_path, *params)
+    assert proc.returncode != 0
+    assert "ParameterError" in proc.stderr and expected in proc.stderr
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    ran = [c for c in _code_cells(executed) if c.execution_count]
+    assert len(ran) == 3, "stopped at the validation cell, before any work"  # parameters, injected, check
+
+
+def test_grid_covers_every_supervised_use_case_and_core_notebook():
+    ids = _grid_ids()
+    for uc in usecases.supervised():
+        for nb in CORE:
+            assert f"{nb.stem}-{uc.id}" in ids
+    assert len(CORE) == 3
