@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -144,10 +145,10 @@ def render_html(executed: str | Path) -> Path:
     return target
 
 
-def _run_and_render(job: tuple[str, str, dict[str, Any], float | None]) -> RunResult:
-    notebook, output, params, timeout = job
+def _run_job(job: tuple[str, str, dict[str, Any], float | None, bool]) -> RunResult:
+    notebook, output, params, timeout, render = job
     result = run_notebook(notebook, output, parameters=params, timeout=timeout)
-    if Path(output).exists():
+    if render and Path(output).exists():
         try:
             result.html = str(render_html(output))
         except Exception as exc:  # a render failure must not lose the run's result
@@ -160,13 +161,13 @@ def run_many(
     *,
     workers: int = 2,
     timeout: float | None = 600,
+    render: bool = True,
     on_done: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run ``(notebook, output, parameters)`` jobs in ``workers`` processes; results in job order."""
-    return _pool(jobs, _run_and_render, workers=workers, timeout=timeout, on_done=on_done)
+    """Run ``(notebook, output, parameters)`` jobs in ``workers`` processes; results in job order.
 
-
-def _pool(jobs, func, *, workers: int, timeout: float | None, on_done) -> list[RunResult]:
+    With ``render`` each executed notebook is also rendered to HTML beside it.
+    """
     if workers < 1:
         raise MlkitError(f"workers must be at least 1, got {workers}.")
     results: dict[int, RunResult] = {}
@@ -176,7 +177,7 @@ def _pool(jobs, func, *, workers: int, timeout: float | None, on_done) -> list[R
         # slows gradient boosting tenfold. Results are identical either way.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(func, (*job, timeout)): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(_run_job, (*job, timeout, render)): i for i, job in enumerate(jobs)}
         for fut in as_completed(futures):
             res = fut.result()
             results[futures[fut]] = res
@@ -270,27 +271,20 @@ def regenerate_notebooks(
     workers: int = 2,
     on_done: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Re-execute notebooks in place with their defaults (``make notebooks``), then strip run metadata."""
-    notebooks = notebooks or course_notebooks()
-    jobs = [(str(nb), str(nb), {}) for nb in notebooks]
-    results = run_many_plain(jobs, workers=workers, on_done=on_done)
-    for r in results:
+    """Re-execute notebooks with their defaults and replace the committed copies (``make notebooks``).
+
+    Each notebook runs into ``build/regenerated/``; only a run that succeeds replaces the
+    original (with run metadata stripped), so a failing notebook never overwrites good outputs.
+    The failed copy stays in ``build/regenerated/`` for inspection.
+    """
+    notebooks = [Path(nb) for nb in (notebooks or course_notebooks())]
+    scratch = paths.resolve("build") / "regenerated"
+    scratch.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(nb), str(scratch / nb.name), {}) for nb in notebooks]
+    results = run_many(jobs, workers=workers, render=False, on_done=on_done)
+    for nb, r in zip(notebooks, results):
         if r.status == "ok":
             strip_run_metadata(r.output)
+            shutil.move(r.output, nb)
+            r.output = str(nb)
     return results
-
-
-def _run_plain(job: tuple[str, str, dict[str, Any], float | None]) -> RunResult:
-    notebook, output, params, timeout = job
-    return run_notebook(notebook, output, parameters=params, timeout=timeout)
-
-
-def run_many_plain(
-    jobs: list[tuple[str, str, dict[str, Any]]],
-    *,
-    workers: int = 2,
-    timeout: float | None = 600,
-    on_done: Callable[[RunResult], None] | None = None,
-) -> list[RunResult]:
-    """Like :func:`run_many`, without rendering HTML."""
-    return _pool(jobs, _run_plain, workers=workers, timeout=timeout, on_done=on_done)

@@ -79,3 +79,28 @@ def test_course_runs_every_notebook_and_indexes_them(tmp_path, monkeypatch):
     assert "href='00_hello.html'" in page and "href='usecases_shop.html'" in page
     assert "1 of 2 notebooks ran without error" in page
     assert (tmp_path / "build" / "00_hello.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
+def test_regenerating_a_failing_notebook_keeps_the_committed_copy(tmp_path, monkeypatch, broken_cell_notebook):
+    monkeypatch.setenv("MLKIT_ROOT", str(tmp_path))
+    before = broken_cell_notebook.read_text()
+    [result] = batch.regenerate_notebooks([broken_cell_notebook], workers=1)
+    assert result.status == "failed" and result.error["ename"] == "ZeroDivisionError"
+    assert broken_cell_notebook.read_text() == before
+    assert (tmp_path / "build" / "regenerated" / "broken_cell.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_regenerating_a_good_notebook_stores_outputs_without_run_metadata(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLKIT_ROOT", str(tmp_path))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("6 * 7")]
+    path = tmp_path / "answer.ipynb"
+    nbformat.write(nb, path)
+    [result] = batch.regenerate_notebooks([path], workers=1)
+    assert result.status == "ok" and result.output == str(path)
+    stored = nbformat.read(path, as_version=4)
+    assert stored.cells[0].outputs[0]["data"]["text/plain"] == "42"
+    assert "papermill" not in path.read_text() and "iopub" not in path.read_text()

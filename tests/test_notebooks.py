@@ -97,7 +97,7 @@ def _public_csvs(folder: Path) -> dict[str, dict]:
 def grid(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
     jobs = _jobs(tmp, _public_csvs(tmp_path_factory.mktemp("csv")))
-    results = batch.run_many_plain(jobs, workers=2, timeout=300)
+    results = batch.run_many(jobs, workers=2, timeout=300, render=False)
     return {Path(r.output).stem: r for r in results}
 
 
