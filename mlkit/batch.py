@@ -116,6 +116,9 @@ def run_notebook(
             execution_timeout=timeout,
             progress_bar=False,
             log_output=False,
+            # The kernel talks to us over loopback only; its warning that TCP is unencrypted
+            # would print once per run and bury the progress bar.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         result.status = "ok"
     except pm.PapermillExecutionError as exc:
