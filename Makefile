@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mlkit-installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: setup course test test-fast lab notebooks lock clean datasets
+.PHONY: setup system-deps course test test-fast lab notebooks lock clean datasets
 
 setup: $(STAMP)
 
@@ -22,8 +22,32 @@ $(STAMP): requirements.lock pyproject.toml
 course: $(STAMP)
 	$(BIN)/mlkit course --out build
 
-## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation.
-test: $(STAMP)
+## System packages a test tier needs: Debian's chromium for the browser tier (tests/test_browser.py).
+## Installed with apt-get when missing and the machine allows it (root with apt-get, as on CI);
+## elsewhere a loud message says how to enable the tier and `make test` goes on (the tier skips,
+## and under CI=true a skip fails the run). A no-op when chromium is already there.
+CHROMIUM := /usr/bin/chromium
+APT_LOG  := $${TMPDIR:-/tmp}/mlkit-system-deps.log
+system-deps:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "system-deps: installing Debian's chromium for the browser tests (apt-get, log in $(APT_LOG))"; \
+	  if DEBIAN_FRONTEND=noninteractive apt-get update -qq >$(APT_LOG) 2>&1 && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >>$(APT_LOG) 2>&1 && \
+	     [ -x $(CHROMIUM) ]; then \
+	    echo "system-deps: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	  else \
+	    tail -n 20 $(APT_LOG); \
+	    echo "*** system-deps: apt-get could not install chromium: the BROWSER TIER WILL BE SKIPPED (see $(APT_LOG))." >&2; \
+	  fi; \
+	else \
+	  echo "*** system-deps: $(CHROMIUM) is missing and this is not root with apt-get:" >&2; \
+	  echo "*** the BROWSER TIER (tests/test_browser.py) WILL BE SKIPPED. To enable it:" >&2; \
+	  echo "***   sudo apt-get install --no-install-recommends chromium   (Debian's package; no browser download)" >&2; \
+	fi
+
+## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation, browser.
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest tests mlkit notebooks --doctest-modules --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -31,9 +55,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests mlkit --doctest-modules -m "not slow" -p no:nbval
 
-## JupyterLab on the notebooks, on loopback.
+## JupyterLab on the notebooks, on loopback (as root, e.g. in a container, with --allow-root).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Re-execute every notebook in place with its defaults (regenerates the committed outputs).
 notebooks: $(STAMP)

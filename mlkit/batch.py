@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -95,16 +98,20 @@ def run_notebook(
     parameters
         Parameters to inject; ``output_dir`` decides where ``metrics.json`` is read from.
     timeout
-        Seconds a single cell may run.
+        Seconds the whole run may take; at the deadline the kernel is interrupted (then
+        killed if it does not stop) and the run is recorded as failed with ``Timeout``.
     cwd
         Working directory of the kernel; the notebook's folder by default.
     """
     import papermill as pm
+    from jupyter_client.manager import AsyncKernelManager
 
     notebook, output = Path(notebook), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     params = dict(parameters or {})
     result = RunResult(notebook=notebook.name, output=str(output), parameters=params)
+    km = AsyncKernelManager(kernel_name="python3")
+    watchdog = _Watchdog(km, timeout)
     start = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -116,24 +123,87 @@ def run_notebook(
             execution_timeout=timeout,
             progress_bar=False,
             log_output=False,
+            km=km,
             # The kernel talks to us over loopback only; its warning that TCP is unencrypted
             # would print once per run and bury the progress bar.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            on_notebook_start=lambda **_: watchdog.start(),
         )
         result.status = "ok"
     except pm.PapermillExecutionError as exc:
         result.status = "failed"
         result.error = {"cell": exc.exec_count, "ename": exc.ename, "evalue": exc.evalue}
         result.error.update({k: v for k, v in _failing_cell(output).items() if k not in result.error or not result.error[k]})
-    except Exception as exc:  # kernel died, timeout, unreadable notebook: record, do not crash the batch
+    except Exception as exc:  # kernel died, cell timeout, unreadable notebook: record, do not crash the batch
         result.status = "failed"
         result.error = {"cell": None, "ename": type(exc).__name__, "evalue": str(exc)[:500]}
+    finally:
+        watchdog.stop()
+        _shutdown(km)
+    if watchdog.fired:
+        result.status = "failed"
+        result.error.update({"ename": "Timeout", "evalue": f"the run took longer than {timeout:g} s (--timeout)"})
     result.duration_s = round(time.perf_counter() - start, 2)
     if params.get("output_dir"):
         metrics_file = paths.resolve(params["output_dir"]) / "metrics.json"
         if metrics_file.exists():
             result.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     return result
+
+
+class _Watchdog:
+    """Interrupts, then kills, a kernel that outlives its run's deadline."""
+
+    def __init__(self, km, timeout: float | None):
+        self.km, self.timeout, self.fired = km, timeout, False
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self.timeout:
+            self._timer = threading.Timer(self.timeout, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if not pid:
+            return
+        self.fired = True
+        for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGKILL, 0.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if not _alive(pid):
+                    return
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _shutdown(km) -> None:
+    """Stop the run's kernel whatever happened; nothing outlives a run."""
+    import asyncio
+
+    try:
+        if km.has_kernel:
+            asyncio.run(km.shutdown_kernel(now=True))
+    except Exception:  # already dead, or the loop is gone: kill by pid as a last resort
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def render_html(executed: str | Path) -> Path:
@@ -179,7 +249,9 @@ def run_many(
         # Several kernels share the cores: one OpenMP thread each avoids oversubscription, which
         # slows gradient boosting tenfold. Results are identical either way.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: a forked worker inherits the parent's event-loop and ZeroMQ state,
+    # which can leave a kernel client spinning forever.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_run_job, (*job, timeout, render)): i for i, job in enumerate(jobs)}
         for fut in as_completed(futures):
             res = fut.result()

@@ -40,6 +40,7 @@ __all__ = [
     "check_parameters",
     "record",
     "recorded",
+    "start_recording",
 ]
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -227,10 +228,6 @@ def validate(
         value = values.get(name, decl.default)
         out[name] = _coerce(name, value, decl.type)
     _check_values(out, require_supervised=require_supervised)
-    global _OUTPUT_DIR, _RECORDED
-    if "output_dir" in out:
-        _OUTPUT_DIR = out["output_dir"]
-        _RECORDED = {}
     return out
 
 
@@ -306,7 +303,18 @@ def check_parameters(namespace: dict[str, Any], *, require_supervised: bool = Tr
             )
     params = validate(namespace, declared, injected=injected, require_supervised=require_supervised)
     namespace.update(params)
+    if "output_dir" in params:
+        start_recording(params["output_dir"])
     return params
+
+
+def start_recording(output_dir: str | Path) -> None:
+    """Make ``output_dir`` where :func:`record` writes, starting a fresh ``metrics.json``.
+
+    :func:`check_parameters` calls it with the notebook's ``output_dir`` parameter.
+    """
+    global _OUTPUT_DIR, _RECORDED
+    _OUTPUT_DIR, _RECORDED = str(output_dir), {}
 
 
 _OUTPUT_DIR: str | None = None

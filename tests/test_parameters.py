@@ -134,11 +134,11 @@ def test_check_parameters_without_a_parameters_cell_says_what_to_run(monkeypatch
 
 def test_record_writes_metrics_json_and_starts_fresh_each_run(tmp_path, declared):
     out = tmp_path / "run"
-    validate({"output_dir": str(out)}, declared)
+    parameters.start_recording(out)
     record("recall", 0.91234567)
     record("verdict", "GO")
     assert json.loads((out / "metrics.json").read_text()) == {"recall": 0.912346, "verdict": "GO"}
-    validate({"output_dir": str(out)}, declared)  # a new run
+    parameters.start_recording(out)  # a new run
     record("recall", 0.5)
     assert recorded(out) == {"recall": 0.5}
 
