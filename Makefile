@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mlkit-installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: setup system-deps course test test-fast lab notebooks lock clean datasets
+.PHONY: setup system-deps course test test-fast lab notebooks lock clean datasets bench
 
 setup: $(STAMP)
 
@@ -62,6 +62,10 @@ lab: $(STAMP)
 ## Re-execute every notebook in place with its defaults (regenerates the committed outputs).
 notebooks: $(STAMP)
 	$(BIN)/mlkit notebooks
+
+## Benchmarks, side by side with the anchor tools (see benchmarks/README.md).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/batch.py
 
 ## Rewrite datasets/ from the generators and refresh datasets/MANIFEST.
 datasets: $(STAMP)

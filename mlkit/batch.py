@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mlkit import paths
+from mlkit import paths, report
+from mlkit.report import write_index
 from mlkit.errors import MlkitError
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "render_html",
     "write_index",
     "run_course",
+    "run_batch",
+    "BatchInterrupted",
     "strip_run_metadata",
     "regenerate_notebooks",
 ]
@@ -53,6 +56,8 @@ class RunResult:
     error: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     html: str = ""
+    run_id: str = ""
+    key: str = ""
 
 
 def course_notebooks(root: Path | None = None) -> list[Path]:
@@ -131,7 +136,7 @@ def run_notebook(
         )
         result.status = "ok"
     except pm.PapermillExecutionError as exc:
-        result.status = "failed"
+        result.status = "interrupted" if exc.ename == "KeyboardInterrupt" and not watchdog.fired else "failed"
         result.error = {"cell": exc.exec_count, "ename": exc.ename, "evalue": exc.evalue}
         result.error.update({k: v for k, v in _failing_cell(output).items() if k not in result.error or not result.error[k]})
     except Exception as exc:  # kernel died, cell timeout, unreadable notebook: record, do not crash the batch
@@ -241,59 +246,184 @@ def run_many(
 
     With ``render`` each executed notebook is also rendered to HTML beside it.
     """
+    full = [(str(nb), str(out), dict(params), timeout, render) for nb, out, params in jobs]
+    results: list[RunResult | None] = [None] * len(full)
+    for i, res in _completions(list(enumerate(full)), backend="local", workers=workers):
+        results[i] = res
+        if on_done:
+            on_done(res)
+    return [r for r in results if r is not None]
+
+
+def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = None):
+    """Yield ``(index, RunResult)`` as jobs finish, on a local process pool or on Dask."""
     if workers < 1:
         raise MlkitError(f"workers must be at least 1, got {workers}.")
-    results: dict[int, RunResult] = {}
+    if backend not in ("local", "dask"):
+        raise MlkitError(f"Unknown backend {backend!r}; use 'local' or 'dask'.")
+    if scheduler and backend != "dask":
+        raise MlkitError("--scheduler needs --backend dask.")
     os.environ.setdefault("MPLBACKEND", "Agg")
-    if workers > 1:
+    if workers > 1 or backend == "dask":
         # Several kernels share the cores: one OpenMP thread each avoids oversubscription, which
         # slows gradient boosting tenfold. Results are identical either way.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not jobs:
+        return
+    if backend == "dask":
+        yield from _dask_completions(jobs, workers=workers, scheduler=scheduler)
+        return
     # spawn, not fork: a forked worker inherits the parent's event-loop and ZeroMQ state,
     # which can leave a kernel client spinning forever.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_job, (*job, timeout, render)): i for i, job in enumerate(jobs)}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_run_job, job): i for i, job in jobs}
         for fut in as_completed(futures):
-            res = fut.result()
-            results[futures[fut]] = res
-            if on_done:
-                on_done(res)
-    return [results[i] for i in range(len(jobs))]
+            yield futures[fut], fut.result()
+    finally:
+        _stop_pool(pool)
 
 
-def write_index(results: list[RunResult], out_dir: str | Path, *, title: str = "mlkit course") -> Path:
-    """Write ``out_dir/index.html``: a table of runs with status, duration, key figures and links."""
-    out_dir = Path(out_dir)
-    rows = []
-    for r in results:
-        link = Path(r.html).name if r.html else Path(r.output).name
-        figures = ", ".join(f"{html.escape(str(k))} = {html.escape(str(v))}" for k, v in sorted(r.metrics.items()))
-        error = ""
-        if r.error.get("ename"):
-            error = html.escape(f"cell {r.error.get('cell')}: {r.error.get('ename')}: {r.error.get('evalue')}")
-        rows.append(
-            f"<tr class='{r.status}'><td><a href='{html.escape(link)}'>{html.escape(r.notebook)}</a></td>"
-            f"<td>{r.status}</td><td>{r.duration_s:.1f} s</td><td>{figures or '&ndash;'}</td><td>{error}</td></tr>"
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel what has not started, interrupt what runs (its kernel is shut down)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handle on the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            try:
+                os.kill(proc.pid, signal.SIGINT)  # run_notebook's finally shuts its kernel down
+            except ProcessLookupError:
+                pass
+    for proc in processes:
+        proc.join(timeout=15)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _dask_completions(jobs, *, workers: int, scheduler: str | None):
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise MlkitError("The Dask backend needs dask.distributed: pip install 'mlkit[distributed]'.") from None
+    import logging
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout=30)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
         )
-    ok = sum(r.status == "ok" for r in results)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }}
-tr.ok td:nth-child(2) {{ color: #176d2e; }} tr.failed td:nth-child(2) {{ color: #b00020; font-weight: bold; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{ok} of {len(results)} notebooks ran without error.</p>
-<table><thead><tr><th>notebook</th><th>status</th><th>duration</th><th>key figures</th><th>error</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
-    target = out_dir / "index.html"
-    target.write_text(page, encoding="utf-8")
-    (out_dir / "runs.json").write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
-    return target
+        client = Client(cluster)
+    futures = {}
+    try:
+        futures = {client.submit(_run_job, job, pure=False): i for i, job in jobs}
+        for fut in dask_completed(futures):
+            yield futures[fut], fut.result()
+    finally:
+        client.cancel(list(futures))
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class BatchInterrupted(MlkitError):
+    """Raised when a batch is stopped (Ctrl-C); ``runs.json`` is consistent and ``--resume`` completes it."""
+
+
+def _save_runs(results: list[RunResult], out_dir: Path) -> None:
+    """Write ``runs.json`` atomically, so an interrupt never leaves it half-written."""
+    tmp = out_dir / "runs.json.tmp"
+    tmp.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "runs.json")
+
+
+def _previous_successes(out_dir: Path) -> dict[str, dict[str, Any]]:
+    file = out_dir / "runs.json"
+    if not file.exists():
+        return {}
+    try:
+        entries = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return {e["key"]: e for e in entries if e.get("status") == "ok" and e.get("key") and Path(e["output"]).exists()}
+
+
+def run_batch(
+    runs: list,
+    out_dir: str | Path,
+    *,
+    workers: int = 2,
+    timeout: float | None = 600,
+    resume: bool = False,
+    backend: str = "local",
+    scheduler: str | None = None,
+    metric: str | None = None,
+    title: str = "mlkit batch",
+    on_progress: Callable[[dict[str, int]], None] | None = None,
+) -> list[RunResult]:
+    """Execute planned runs (:func:`mlkit.grid.plan`), record them, and write the report.
+
+    ``runs.json`` is rewritten after every finished run; with ``resume`` a run whose notebook
+    content and parameters already succeeded is skipped. On Ctrl-C the runs still going are
+    stopped, recorded as ``interrupted``, and :class:`BatchInterrupted` is raised.
+
+    Parameters
+    ----------
+    runs
+        :class:`mlkit.grid.Run` objects.
+    out_dir
+        Where ``<run-id>/<notebook>.ipynb``, its HTML, ``runs.json`` and ``index.html`` go.
+    on_progress
+        Called with counts ``done``, ``failed``, ``running``, ``skipped``, ``total`` after each change.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous_successes(out_dir) if resume else {}
+    results = []
+    todo = []
+    for i, run in enumerate(runs):
+        if run.key in previous:
+            results.append(RunResult(**{k: v for k, v in previous[run.key].items() if k in RunResult.__dataclass_fields__}))
+        else:
+            results.append(RunResult(notebook=run.notebook.name, output=str(run.output), parameters=run.parameters,
+                                     run_id=run.run_id, key=run.key))
+            todo.append((i, (str(run.notebook), str(run.output), run.parameters, timeout, True)))
+    counts = {"done": 0, "failed": 0, "running": min(workers, len(todo)), "skipped": len(runs) - len(todo), "total": len(runs)}
+    _save_runs(results, out_dir)
+    if on_progress:
+        on_progress(dict(counts))
+    stream = _completions(todo, backend=backend, workers=workers, scheduler=scheduler)
+    try:
+        for i, res in stream:
+            res.run_id, res.key = runs[i].run_id, runs[i].key
+            results[i] = res
+            counts["done"] += 1
+            counts["failed"] += res.status != "ok"
+            counts["running"] = min(workers, len(todo) - counts["done"])
+            _save_runs(results, out_dir)
+            if on_progress:
+                on_progress(dict(counts))
+    except KeyboardInterrupt:
+        stream.close()
+        for r in results:
+            if r.status == "pending":
+                r.status = "interrupted"
+        _save_runs(results, out_dir)
+        report.write_index(results, out_dir, title=title, metric=metric)
+        finished = sum(r.status in ("ok", "failed") for r in results)
+        raise BatchInterrupted(
+            f"Interrupted: {finished} of {len(results)} runs finished and are recorded in {out_dir / 'runs.json'}; "
+            "run the same command with --resume to complete the rest."
+        ) from None
+    report.write_index(results, out_dir, title=title, metric=metric)
+    return results
 
 
 def run_course(
@@ -301,24 +431,17 @@ def run_course(
     *,
     workers: int = 2,
     timeout: float | None = 600,
-    on_done: Callable[[RunResult], None] | None = None,
+    on_progress: Callable[[dict[str, int]], None] | None = None,
 ) -> list[RunResult]:
-    """Execute every course notebook with its defaults into ``out``, render HTML, write the index.
+    """The batch over every course notebook with its defaults: ``out/defaults/<notebook>``, ``out/index.html``."""
+    from mlkit import grid
 
-    Each notebook's ``output_dir`` is set to ``out/<notebook stem>`` so its key figures land
-    beside the executed copy.
-    """
-    out_dir = paths.resolve(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for nb in course_notebooks():
-        stem = nb.stem if nb.parent.name != "usecases" else f"usecases_{nb.stem}"
-        jobs.append((str(nb), str(out_dir / f"{stem}.ipynb"), {"output_dir": str(out_dir / stem)}))
-    if not jobs:
+    notebooks = course_notebooks()
+    if not notebooks:
         raise MlkitError(f"No notebooks found under {paths.repo_root() / 'notebooks'}.")
-    results = run_many(jobs, workers=workers, timeout=timeout, on_done=on_done)
-    write_index(results, out_dir)
-    return results
+    out_dir = paths.resolve(out)
+    runs = grid.plan(notebooks, [{}], out_dir)
+    return run_batch(runs, out_dir, workers=workers, timeout=timeout, title="mlkit course", on_progress=on_progress)
 
 
 def strip_run_metadata(notebook: str | Path) -> None:

@@ -60,21 +60,79 @@ def _progress(total: int, desc: str):
 def _report(results) -> int:
     failed = [r for r in results if r.status != "ok"]
     for r in results:
-        line = f"{r.status:>6}  {r.duration_s:6.1f} s  {r.notebook}"
+        line = f"{r.status:>11}  {r.duration_s:6.1f} s  {r.run_id + ' / ' if r.run_id else ''}{r.notebook}"
         if r.error.get("ename"):
             line += f"  (cell {r.error.get('cell')}: {r.error['ename']}: {str(r.error.get('evalue', ''))[:120]})"
         print(line)
     return 1 if failed else 0
 
 
-def _cmd_course(args: argparse.Namespace) -> int:
-    from mlkit import batch
+class _Bar:
+    """A tqdm bar fed by batch progress counts: done, failed, running, skipped, ETA."""
 
-    notebooks = batch.course_notebooks()
-    with _progress(len(notebooks), "course") as bar:
-        results = batch.run_course(args.out, workers=args.workers, timeout=args.timeout, on_done=lambda r: bar.update())
+    def __init__(self, desc: str):
+        from tqdm import tqdm
+
+        self._bar = tqdm(desc=desc, unit="run", file=sys.stderr, total=0)
+
+    def __call__(self, counts: dict[str, int]) -> None:
+        self._bar.total = counts["total"] - counts["skipped"]
+        self._bar.n = counts["done"]
+        self._bar.set_postfix(failed=counts["failed"], running=counts["running"], skipped=counts["skipped"], refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _run_with_bar(desc: str, call) -> list:
+    bar = _Bar(desc)
+    try:
+        return call(bar)
+    finally:
+        bar.close()
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from mlkit import batch, paths
+
+    results = _run_with_bar(
+        "course", lambda bar: batch.run_course(args.out, workers=args.workers, timeout=args.timeout, on_progress=bar)
+    )
     code = _report(results)
-    print(f"report: {Path(args.out) / 'index.html'}")
+    print(f"report: {paths.resolve(args.out) / 'index.html'}")
+    return code
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from mlkit import batch, grid
+
+    param_sets: list[dict] = []
+    if args.grid:
+        param_sets += grid.load_grid_file(args.grid)
+    if args.param:
+        named = dict(grid.parse_param(p) for p in args.param)
+        base = param_sets or [{}]
+        param_sets = [{**run, **combo} for run in base for combo in grid.expand(named)]
+    out = Path(args.out).resolve()
+    runs = grid.plan(args.notebooks, param_sets, out)
+    print(f"{len(runs)} run(s): {len({r.notebook for r in runs})} notebook(s) x {len(param_sets) or 1} parameter set(s) -> {out}")
+    results = _run_with_bar(
+        "batch",
+        lambda bar: batch.run_batch(
+            runs,
+            out,
+            workers=args.workers,
+            timeout=args.timeout,
+            resume=args.resume,
+            backend=args.backend,
+            scheduler=args.scheduler,
+            metric=args.metric,
+            on_progress=bar,
+        ),
+    )
+    code = _report(results)
+    print(f"report: {out / 'index.html'}")
     return code
 
 
@@ -118,6 +176,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds a cell may run (default: 600)")
     p.set_defaults(func=_cmd_course)
 
+    p = sub.add_parser("batch", help="run notebooks over a grid of parameters, with a report")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK_OR_DIR", help="notebooks, or folders of notebooks")
+    p.add_argument("--param", action="append", metavar="NAME=V1,V2", help="values of one parameter (repeat; their product is the grid)")
+    p.add_argument("--grid", metavar="FILE.yaml", help="runs from YAML: a list of parameter sets, or grid:/runs:")
+    p.add_argument("--workers", type=int, default=2, help="runs at once (default: 2)")
+    p.add_argument("--out", default="build/batch", help="output folder (default: build/batch)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds one run may take (default: 600)")
+    p.add_argument("--resume", action="store_true", help="skip runs that already succeeded with the same notebook and parameters")
+    p.add_argument("--backend", choices=["local", "dask"], default="local", help="local process pool or Dask")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--metric", help="the recorded metric to plot across the grid (default: the most common)")
+    p.set_defaults(func=_cmd_batch)
+
     p = sub.add_parser("notebooks", help="re-execute notebooks in place with their defaults")
     p.add_argument("notebooks", nargs="*", help="notebooks to regenerate (default: all)")
     p.add_argument("--workers", type=int, default=2, help="notebooks run at once (default: 2)")
@@ -132,8 +203,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 a run failed, 2 bad input)."""
     args = _parser().parse_args(argv)
+    from mlkit.batch import BatchInterrupted
+
     try:
         return args.func(args)
+    except BatchInterrupted as exc:
+        print(f"\033[33minterrupted:\033[0m {exc}", file=sys.stderr)
+        return 130
     except MlkitError as exc:
         print(f"\033[31merror:\033[0m {exc}", file=sys.stderr)
         return 2
@@ -142,3 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
