@@ -26,7 +26,19 @@ from mlkit.userdata import load_data
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("batch", "cli", "datasets", "evaluation", "parameters", "plots", "training", "userdata")
+_SUBMODULES = (
+    "batch",
+    "cli",
+    "datasets",
+    "evaluation",
+    "grid",
+    "parameters",
+    "plots",
+    "report",
+    "student",
+    "training",
+    "userdata",
+)
 
 __all__ = [
     "__version__",

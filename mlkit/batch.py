@@ -280,8 +280,10 @@ def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = No
         futures = {pool.submit(_run_job, job): i for i, job in jobs}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
-    finally:
+    except BaseException:  # Ctrl-C, or the consumer stopped early: stop the runs still going
         _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -148,6 +148,16 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return _report(results)
 
 
+def _cmd_student(args: argparse.Namespace) -> int:
+    from mlkit import student
+
+    for e in student.write_student_editions(args.sources, args.out):
+        print(f"{e.path}  ({e.solutions} solutions replaced, {e.self_checks} self-checks kept)")
+        if e.warning:
+            print(f"warning: {e.warning}", file=sys.stderr)
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from mlkit import datasets
 
@@ -193,6 +203,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", help="notebooks to regenerate (default: all)")
     p.add_argument("--workers", type=int, default=2, help="notebooks run at once (default: 2)")
     p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("student", help="write student editions: solutions replaced, outputs cleared")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="notebooks, or folders of notebooks")
+    p.add_argument("--out", required=True, help="folder for the student editions")
+    p.set_defaults(func=_cmd_student)
 
     p = sub.add_parser("datasets", help="check (default) or rewrite the committed datasets")
     p.add_argument("--write", action="store_true", help="rewrite datasets/ and datasets/MANIFEST")

@@ -472,7 +472,11 @@ def slice_metrics(
             raise DataError(f"by has {len(keys)} labels but frame has {len(frame)} rows; give one label per row.")
     keys = keys.reset_index(drop=True).rename(name)
     rows = []
-    for label, idx in keys.groupby(keys, sort=True, dropna=False, observed=True).indices.items():
+    codes, uniques = pd.factorize(keys, sort=True)  # code -1: a missing label, its own slice (last)
+    groups = [(uniques[c], np.flatnonzero(codes == c)) for c in range(len(uniques))]
+    if (codes == -1).any():
+        groups.append((np.nan, np.flatnonzero(codes == -1)))
+    for label, idx in groups:
         row = {name: label, "rows": len(idx)}
         small = len(idx) < min_rows
         if positive_label is not None:

@@ -40,3 +40,13 @@ def test_library_errors_become_a_red_line_and_exit_2(capsys, tmp_path):
 def test_datasets_verify_reports_a_match(capsys):
     assert cli.main(["datasets"]) == 0
     assert "datasets match MANIFEST" in capsys.readouterr().out
+
+
+def test_student_command_writes_editions_without_solutions(tmp_path, capsys, repo_root):
+    from mlkit import cli as command
+
+    assert command.main(["student", str(repo_root / "notebooks" / "01_training.ipynb"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "01_training.ipynb" in out and "3 solutions replaced" in out
+    text = (tmp_path / "01_training.ipynb").read_text()
+    assert '"solution"' not in text and "Your solution to exercise 1" in text

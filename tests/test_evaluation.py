@@ -421,3 +421,12 @@ def test_verdict_refuses_an_empty_or_foreign_table():
         ev.gate_verdict(pd.DataFrame({"passed": []}))
     with pytest.raises(ParameterError, match="passed"):
         ev.gate_verdict(pd.DataFrame({"ok": [True]}))
+
+
+def test_slices_keep_rows_with_a_missing_label_in_their_own_slice():
+    values = pd.Series([1.0, 2.0, np.nan, 4.0, np.nan, 6.0])
+    bins = pd.cut(values, [0, 3, 7])
+    y_true = np.array([1, 2, 3, 4, 5, 6])
+    table = ev.slice_metrics(pd.DataFrame({"v": values}), y_true, y_true, "mae", by=bins, min_rows=1)
+    assert table["rows"].tolist() == [2, 2, 2] and table["rows"].sum() == len(values)
+    assert pd.isna(table.iloc[-1, 0])
