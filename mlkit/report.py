@@ -3,9 +3,11 @@
 Examples
 --------
 >>> from types import SimpleNamespace as Run
->>> runs = [Run(metrics={"auc": 0.8, "verdict": "GO"}), Run(metrics={"auc": 0.7})]
+>>> runs = [Run(metrics={"auc": 0.8, "verdict": "GO"}), Run(metrics={"auc": 0.7, "rows": 5})]
 >>> choose_metric(runs)
 'auc'
+>>> choose_metric(runs[1:]) is None  # one run: nothing to compare
+True
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def choose_metric(results: list, metric: str | None = None) -> str | None:
     if metric:
         return metric
     counts = Counter(k for r in results for k, v in r.metrics.items() if _numeric(v))
-    return counts.most_common(1)[0][0] if counts else None
+    if not counts or counts.most_common(1)[0][1] < 2:
+        return None  # nothing recorded by two runs: no comparison to plot
+    return counts.most_common(1)[0][0]
 
 
 def plot_metric(results: list, metric: str, target: Path) -> Path | None:
@@ -40,6 +44,7 @@ def plot_metric(results: list, metric: str, target: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = [r for r in results if metric in r.metrics or r.status != "ok"]  # failed runs stay, as gaps
     labels = [f"{r.run_id or 'run'} / {Path(r.notebook).stem}" for r in results]
     values = [r.metrics.get(metric) if r.status == "ok" else None for r in results]
     if not any(_numeric(v) for v in values):
