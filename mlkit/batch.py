@@ -257,12 +257,7 @@ def run_many(
 
 def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = None):
     """Yield ``(index, RunResult)`` as jobs finish, on a local process pool or on Dask."""
-    if workers < 1:
-        raise MlkitError(f"workers must be at least 1, got {workers}.")
-    if backend not in ("local", "dask"):
-        raise MlkitError(f"Unknown backend {backend!r}; use 'local' or 'dask'.")
-    if scheduler and backend != "dask":
-        raise MlkitError("--scheduler needs --backend dask.")
+    _check_backend(backend, workers, scheduler)
     os.environ.setdefault("MPLBACKEND", "Agg")
     if workers > 1 or backend == "dask":
         # Several kernels share the cores: one OpenMP thread each avoids oversubscription, which
@@ -284,6 +279,15 @@ def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = No
         _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _check_backend(backend: str, workers: int, scheduler: str | None) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise MlkitError(f"workers must be at least 1, got {workers}.")
+    if backend not in ("local", "dask"):
+        raise MlkitError(f"Unknown backend {backend!r}; use 'local' or 'dask'.")
+    if scheduler and backend != "dask":
+        raise MlkitError("--scheduler needs --backend dask.")
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -385,6 +389,7 @@ def run_batch(
     on_progress
         Called with counts ``done``, ``failed``, ``running``, ``skipped``, ``total`` after each change.
     """
+    _check_backend(backend, workers, scheduler)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous_successes(out_dir) if resume else {}

@@ -238,3 +238,28 @@ def test_a_run_over_its_timeout_is_recorded_and_the_batch_goes_on(tmp_path, grid
     results = batch.run_batch(planned, tmp_path / "t", workers=2, timeout=5)
     assert results[0].status == "failed" and results[0].error["ename"] == "Timeout"
     assert results[1].status == "ok"
+
+
+@pytest.mark.slow
+def test_dask_backend_runs_on_an_existing_scheduler(tmp_path, grid_case):
+    import logging
+
+    from distributed import LocalCluster
+
+    from mlkit import cli
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        code = cli.main(["batch", str(grid_case), "--param", "x=1,2", "--out", str(tmp_path / "out"),
+                         "--backend", "dask", "--scheduler", cluster.scheduler_address])
+    assert code == 0
+    runs = json.loads((tmp_path / "out" / "runs.json").read_text())
+    assert [(r["run_id"], r["status"], r["metrics"]) for r in runs] == [("x-1", "ok", {"double": 2}), ("x-2", "ok", {"double": 4})]
+
+
+def test_scheduler_without_the_dask_backend_is_refused(tmp_path, grid_case, capsys):
+    from mlkit import cli
+
+    assert cli.main(["batch", str(grid_case), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert "--scheduler needs --backend dask" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists(), "refused before anything was written"
