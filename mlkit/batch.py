@@ -12,7 +12,6 @@ Examples
 
 from __future__ import annotations
 
-import html
 import json
 import multiprocessing
 import os
@@ -21,7 +20,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,7 +50,7 @@ class RunResult:
     notebook: str
     output: str
     parameters: dict[str, Any]
-    status: str = "pending"  # "ok" or "failed"
+    status: str = "pending"  # then "ok", "failed" or "interrupted"
     duration_s: float = 0.0
     error: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -343,13 +342,6 @@ class BatchInterrupted(MlkitError):
     """Raised when a batch is stopped (Ctrl-C); ``runs.json`` is consistent and ``--resume`` completes it."""
 
 
-def _save_runs(results: list[RunResult], out_dir: Path) -> None:
-    """Write ``runs.json`` atomically, so an interrupt never leaves it half-written."""
-    tmp = out_dir / "runs.json.tmp"
-    tmp.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "runs.json")
-
-
 def _previous_successes(out_dir: Path) -> dict[str, dict[str, Any]]:
     file = out_dir / "runs.json"
     if not file.exists():
@@ -403,7 +395,7 @@ def run_batch(
                                      run_id=run.run_id, key=run.key))
             todo.append((i, (str(run.notebook), str(run.output), run.parameters, timeout, True)))
     counts = {"done": 0, "failed": 0, "running": min(workers, len(todo)), "skipped": len(runs) - len(todo), "total": len(runs)}
-    _save_runs(results, out_dir)
+    report.write_runs(results, out_dir)
     if on_progress:
         on_progress(dict(counts))
     stream = _completions(todo, backend=backend, workers=workers, scheduler=scheduler)
@@ -414,7 +406,7 @@ def run_batch(
             counts["done"] += 1
             counts["failed"] += res.status != "ok"
             counts["running"] = min(workers, len(todo) - counts["done"])
-            _save_runs(results, out_dir)
+            report.write_runs(results, out_dir)
             if on_progress:
                 on_progress(dict(counts))
     except KeyboardInterrupt:
@@ -422,7 +414,7 @@ def run_batch(
         for r in results:
             if r.status == "pending":
                 r.status = "interrupted"
-        _save_runs(results, out_dir)
+        report.write_runs(results, out_dir)
         report.write_index(results, out_dir, title=title, metric=metric)
         finished = sum(r.status in ("ok", "failed") for r in results)
         raise BatchInterrupted(

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["choose_metric", "plot_metric", "write_index"]
+__all__ = ["choose_metric", "plot_metric", "write_index", "write_runs"]
 
 
 def _numeric(value: Any) -> bool:
@@ -109,6 +109,14 @@ tr.ok td:nth-child(4) {{ color: #176d2e; }} tr.failed td:nth-child(4), tr.interr
 """
     target = out_dir / "index.html"
     target.write_text(page, encoding="utf-8")
-    runs_file = out_dir / "runs.json"
-    runs_file.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
+    write_runs(results, out_dir)
+    return target
+
+
+def write_runs(results: list, out_dir: str | Path) -> Path:
+    """Write ``out_dir/runs.json`` atomically, so an interrupt never leaves it half-written."""
+    target = Path(out_dir) / "runs.json"
+    tmp = target.with_name("runs.json.tmp")
+    tmp.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
     return target
