@@ -43,12 +43,7 @@ __all__ = [
     "start_recording",
 ]
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (float, int),
-    "bool": (bool,),
-}
+_TYPES = ("str", "int", "float", "bool")  # the annotations a parameters cell may use
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 INJECTED_HEADER = "# Parameters"
