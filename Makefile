@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mlkit-installed
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: setup system-deps course test test-fast lab notebooks lock clean datasets bench
+.PHONY: setup system-deps course test test-fast lab mlflow-ui notebooks lock clean datasets bench
 
 setup: $(STAMP)
 
@@ -58,6 +58,13 @@ test-fast: $(STAMP)
 ## JupyterLab on the notebooks, on loopback (as root, e.g. in a container, with --allow-root).
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## Browse runs and registered models (MLFLOW_TRACKING_URI, else .mlkit/mlflow.db) on http://127.0.0.1:5000.
+MLFLOW_STORE ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/.mlkit/mlflow.db)
+mlflow-ui: $(STAMP)
+	mkdir -p .mlkit
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri $(MLFLOW_STORE) \
+	  --default-artifact-root $(CURDIR)/.mlkit/artifacts
 
 ## Re-execute every notebook in place with its defaults (regenerates the committed outputs).
 notebooks: $(STAMP)

@@ -172,6 +172,34 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from mlkit import registry
+
+    if args.action == "verify":
+        loaded = registry.load(args.target)
+        where = f"{loaded.name} version {loaded.version}" if loaded.version else args.target
+        print(f"{where}: every file matches its manifest; {loaded.family} pipeline loaded with the allowlist; "
+              f"gate {loaded.card['gate']['verdict']}")
+        return 0
+    if args.action == "versions":
+        table = registry.versions(args.target)
+        print(table.to_json(orient="records", indent=2) if args.json else table.round(4).to_string(index=False))
+        return 0
+    if args.action == "promote":
+        version = registry.promote(args.target, args.version)
+        print(f"{args.target}: champion -> version {version}")
+        return 0
+    if args.action == "rollback":
+        version = registry.rollback(args.target)
+        print(f"{args.target}: champion rolled back to version {version}")
+        return 0
+    if args.alias is None or args.version is None:
+        raise MlkitError("mlkit models alias NAME needs --alias ALIAS and --version N.")
+    registry.set_alias(args.target, args.alias, args.version)
+    print(f"{args.target}: {args.alias} -> version {args.version}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlkit", description="The ML deployment teaching kit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +240,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="check (default) or rewrite the committed datasets")
     p.add_argument("--write", action="store_true", help="rewrite datasets/ and datasets/MANIFEST")
     p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser(
+        "models", help="the model registry: list versions, promote, roll back, set an alias, verify a model",
+        description="Uses MLFLOW_TRACKING_URI, else the repository's .mlkit/mlflow.db (make mlflow-ui browses it).",
+    )
+    p.add_argument("action", choices=["versions", "promote", "rollback", "alias", "verify"])
+    p.add_argument("target", metavar="NAME_OR_MODEL",
+                   help="a registered model's name; for verify, models:/NAME@ALIAS, models:/NAME/N or a model folder")
+    p.add_argument("--version", type=int, help="promote: this version instead of the challenger; alias: the version")
+    p.add_argument("--alias", help="alias: the alias to set (e.g. champion, challenger)")
+    p.add_argument("--json", action="store_true", help="versions: print JSON")
+    p.set_defaults(func=_cmd_models)
     return parser
 
 

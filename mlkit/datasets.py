@@ -46,7 +46,7 @@ import pandas as pd
 from mlkit import paths, usecases
 from mlkit.errors import ParameterError
 
-__all__ = ["load", "stream", "write_committed", "verify_manifest", "MIN_ROWS"]
+__all__ = ["load", "stream", "sha256", "write_committed", "verify_manifest", "MIN_ROWS"]
 
 MIN_ROWS = 50
 """The fewest rows :func:`load` and :func:`stream` make (fewer cannot be split and scored)."""
@@ -1232,6 +1232,24 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
             date_only = bool((values.dropna() == values.dropna().dt.normalize()).all())
             out[col] = values.dt.strftime("%Y-%m-%d" if date_only else "%Y-%m-%dT%H:%M:%S")
     return out.to_csv(index=False, lineterminator="\n", na_rep="").encode("utf-8")
+
+
+def sha256(frame: pd.DataFrame) -> str:
+    """The sha256 of a frame serialised as the committed CSVs are (a fingerprint of the data).
+
+    For a use case's default data (seed 0, default size) it equals that file's entry in
+    ``datasets/MANIFEST``, so a model card can say exactly which rows trained the model.
+
+    Examples
+    --------
+    >>> sha256(load("healthcare-diagnosis")) == sha256(load("healthcare-diagnosis"))
+    True
+    >>> len(sha256(load("healthcare-diagnosis", n=100)))
+    64
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ParameterError(f"sha256 needs a pandas DataFrame, not {type(frame).__name__}.")
+    return hashlib.sha256(_csv_bytes(frame)).hexdigest()
 
 
 def _datasets_dir(root: str | Path | None) -> Path:

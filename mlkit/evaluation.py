@@ -37,6 +37,8 @@ __all__ = [
     "cost",
     "deployment_gate",
     "gate_verdict",
+    "Assessment",
+    "assess",
 ]
 
 
@@ -703,3 +705,88 @@ def gate_verdict(table: pd.DataFrame) -> str:
     if table.empty:
         raise ParameterError("The gate table has no checks; a model with nothing checked is not ready to deploy.")
     return "GO" if bool(table["passed"].all()) else "NO-GO"
+
+
+@dataclass
+class Assessment:
+    """What notebook 03 finds about a model on its test set, in one object (see :func:`assess`)."""
+
+    intervals: dict[str, dict]
+    baseline: float
+    gate: pd.DataFrame
+    slices: pd.DataFrame | None
+
+    @property
+    def verdict(self) -> str:
+        """``"GO"`` or ``"NO-GO"``: the gate's verdict."""
+        return gate_verdict(self.gate)
+
+
+def _slice_labels(X: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.Series | None:
+    """The first categorical feature with 2 to 20 levels, else quartiles of the first numeric one."""
+    for col in categorical:
+        if 2 <= X[col].nunique() <= 20:
+            return X[col]
+    if numeric:
+        s = X[numeric[0]].astype(float)
+        edges = np.unique(s.quantile([0, 0.25, 0.5, 0.75, 1]).to_numpy())
+        if len(edges) >= 2:
+            names = [f"{lo:.4g} to {hi:.4g}" for lo, hi in zip(edges[:-1], edges[1:])]
+            return pd.cut(s, edges, labels=names, include_lowest=True).rename(f"{s.name} (quartile)")
+    return None
+
+
+def assess(
+    uc: usecases.UseCase | str,
+    model,
+    baseline,
+    test: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    behavioural: Mapping[str, bool] | None = None,
+    slice_by: str | pd.Series | None = None,
+) -> Assessment:
+    """Score a fitted model on its test rows the way ``03_testing.ipynb`` does, in one call.
+
+    Bootstrap intervals for the primary metric and every metric the gate checks, the
+    baseline's primary score, the deployment gate (with ``behavioural`` results if given) and
+    the primary metric by slice (``slice_by``, else the first categorical feature with at most
+    20 levels, else quartiles of the first numeric feature).
+
+    Examples
+    --------
+    >>> from mlkit import datasets, training
+    >>> uc = usecases.get("healthcare-diagnosis")
+    >>> model, parts = training.train(uc, datasets.load(uc), family="linear")
+    >>> fit = pd.concat([parts.train, parts.validation])
+    >>> base = training.build_pipeline(uc, fit, family="baseline").fit(*training.xy(fit, uc))
+    >>> result = assess(uc, model, base, parts.test, n_resamples=200)
+    >>> sorted(result.intervals), result.verdict
+    (['recall', 'roc_auc'], 'GO')
+    """
+    from mlkit import training
+
+    uc = usecases.get(uc) if isinstance(uc, str) else uc
+    X, y = training.xy(test, uc)
+    y_true = y.to_numpy()
+    names = [uc.primary_metric] + [
+        uc.primary_metric if key.startswith("primary_") else key.rsplit("_", 1)[0] for key in uc.gate
+    ]
+    intervals = {
+        name: bootstrap_interval(y_true, predictions_for(name, model, X), name, n_resamples=n_resamples, seed=seed)
+        for name in dict.fromkeys(names)
+    }
+    base = float(metric(uc.primary_metric)(y_true, predictions_for(uc.primary_metric, baseline, X)))
+    gate = deployment_gate(uc, intervals=intervals, baseline=base, behavioural=behavioural)
+    if slice_by is None:
+        cols = training.feature_columns(test, uc)
+        slice_by = _slice_labels(X, cols.numeric, cols.categorical)
+    slices = None
+    if slice_by is not None:
+        binary = uc.task == "classification" and uc.positive_label is not None and y.nunique() == 2
+        slices = slice_metrics(
+            X, y_true, predictions_for(uc.primary_metric, model, X), uc.primary_metric, by=slice_by,
+            positive_label=uc.positive_label if binary else None,
+        )
+    return Assessment(intervals, base, gate, slices)

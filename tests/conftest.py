@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,14 @@ import pytest
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Tests never touch a learner's MLflow store (.mlkit/mlflow.db or $MLFLOW_TRACKING_URI): the whole
+# session, and every kernel it starts (nbval, the smoke grid), uses a fresh SQLite file.
+_STORE = Path(tempfile.mkdtemp(prefix="mlkit-test-mlflow-"))
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_STORE / 'mlflow.db'}"
+# One OpenMP thread per process: tests and notebook kernels run side by side on 2 cores, and
+# gradient boosting's threads fighting over them make a 3-second test take minutes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 _real_connect = socket.socket.connect

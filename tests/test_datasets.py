@@ -102,9 +102,18 @@ def _halves(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_public_names():
-    assert set(datasets.__all__) == {"load", "stream", "write_committed", "verify_manifest", "MIN_ROWS"}
+    assert set(datasets.__all__) == {"load", "stream", "sha256", "write_committed", "verify_manifest", "MIN_ROWS"}
     for name in datasets.__all__:
         assert hasattr(datasets, name)
+
+
+def test_sha256_of_default_data_is_its_manifest_entry(repo_root):
+    """A model card's data sha256 names the committed file the model was trained on."""
+    entries = dict(line.split("  ")[::-1] for line in (repo_root / "datasets" / "MANIFEST").read_text().splitlines())
+    assert datasets.sha256(datasets.load("healthcare-diagnosis")) == entries["healthcare-diagnosis/data.csv"]
+    assert datasets.sha256(datasets.load("healthcare-diagnosis", n=100)) != entries["healthcare-diagnosis/data.csv"]
+    with pytest.raises(ParameterError, match="needs a pandas DataFrame"):
+        datasets.sha256([1, 2])
 
 
 @pytest.mark.parametrize("uid", ALL)
