@@ -122,9 +122,11 @@ def _artifact_location(uri: str) -> str | None:
 def _quiet() -> None:
     """MLflow and alembic log at INFO and draw progress bars; notebooks want neither."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401  (it sets its loggers to INFO when imported: quieten them afterwards)
+
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+    warnings.filterwarnings("ignore", module=r"(mlflow|alembic)(\.|$)")
 
 
 @contextlib.contextmanager
@@ -156,17 +158,18 @@ def client():
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    if uri not in _READY:
-        db = _sqlite_path(uri)
-        with _init_lock(db) if db else contextlib.nullcontext():
-            try:
-                if c.get_experiment_by_name(EXPERIMENT) is None:
-                    c.create_experiment(EXPERIMENT, artifact_location=_artifact_location(uri))
-            except mlflow.exceptions.MlflowException as exc:
-                if c.get_experiment_by_name(EXPERIMENT) is None:
-                    raise RegistryError(f"Cannot open the MLflow store at {uri}: {exc}. Check MLFLOW_TRACKING_URI.") from None
-        _READY.add(uri)
+    if uri in _READY:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    db = _sqlite_path(uri)
+    with _init_lock(db) if db else contextlib.nullcontext():  # the client creates (migrates) the tables
+        c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            if c.get_experiment_by_name(EXPERIMENT) is None:
+                c.create_experiment(EXPERIMENT, artifact_location=_artifact_location(uri))
+        except mlflow.exceptions.MlflowException as exc:
+            if c.get_experiment_by_name(EXPERIMENT) is None:
+                raise RegistryError(f"Cannot open the MLflow store at {uri}: {exc}. Check MLFLOW_TRACKING_URI.") from None
+    _READY.add(uri)
     return c
 
 

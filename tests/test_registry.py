@@ -323,3 +323,22 @@ def test_model_names_mlflow_refuses_are_a_clear_error(store, packaged):
         registry.log_model(packaged, name="mlkit-csv:iris.csv")
     assert registry.model_name("csv:iris.csv") == "mlkit-csv-iris.csv"
     assert registry.log_model(packaged, name=registry.model_name("csv:iris.csv")).version == 1
+
+
+def _register_in(args):
+    uri, folder, name = args
+    with registry.use_store(uri):
+        return name, registry.log_model(folder, name=name, alias="champion").version
+
+
+def test_parallel_runs_can_open_and_write_one_new_store(packaged, tmp_path):
+    """An instructor's batch runs notebook 04 two at a time against one SQLite file."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path}/shared/mlflow.db"
+    jobs = [(uri, str(packaged), name) for name in ("a", "b", "a", "b")]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        done = pool.map(_register_in, jobs)
+    assert sorted(v for n, v in done if n == "a") == [1, 2] and sorted(v for n, v in done if n == "b") == [1, 2]
+    with registry.use_store(uri):
+        assert registry.versions("a")["version"].tolist() == [2, 1]
