@@ -491,6 +491,7 @@ class LoadedModel:
     fingerprint: dict
     signature_columns: list[str]
     onnx_bytes: bytes | None
+    signature: list[dict] = field(default_factory=list)
     name: str | None = None
     version: int | None = None
     aliases: list[str] = field(default_factory=list)
@@ -536,6 +537,7 @@ def load(uri: str | Path) -> LoadedModel:
             fingerprint=fingerprints.load(folder / "fingerprint.json"),
             signature_columns=[col["name"] for col in signature],
             onnx_bytes=onnx_file.read_bytes() if onnx_file.is_file() else None,
+            signature=signature,
         )
     if mv is not None:
         loaded.name, loaded.version, loaded.aliases = mv.name, int(mv.version), sorted(mv.aliases)
