@@ -200,6 +200,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mlkit import serving
+
+    if args.workers < 1:
+        raise MlkitError(f"--workers must be at least 1, got {args.workers}.")
+    print(f"mlkit serve: {args.model} on http://{args.host}:{args.port} (runtime {args.runtime}, "
+          f"{args.workers} worker(s)); /docs lists the routes", file=sys.stderr)
+    serving.serve(args.model, host=args.host, port=args.port, runtime=args.runtime, name=args.name,
+                  workers=args.workers, trust=tuple(args.trust or ()), allow_pickle=args.allow_pickle)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlkit", description="The ML deployment teaching kit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +264,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", help="alias: the alias to set (e.g. champion, challenger)")
     p.add_argument("--json", action="store_true", help="versions: print JSON")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("serve", help="serve a model over HTTP: MLflow, SageMaker, Vertex AI, Azure ML and V2 contracts")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="models:/NAME@ALIAS, models:/NAME/VERSION, or an MLflow model folder")
+    p.add_argument("--name", help="the model's name in the V2 routes (default: the registered name)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080, as SageMaker expects; AIP_HTTP_PORT wins)")
+    p.add_argument("--runtime", choices=["sklearn", "onnx"], default="sklearn", help="scikit-learn or onnxruntime")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
+    p.add_argument("--trust", action="append", metavar="TYPE", help="a plain MLflow skops model: also trust this type")
+    p.add_argument("--allow-pickle", action="store_true", help="a plain MLflow pickle model you made yourself: load it")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -1,0 +1,346 @@
+"""The FastAPI app: one router per serving contract, all over one loaded model.
+
+| contract | routes |
+|---|---|
+| MLflow scoring (and SageMaker, which uses the same routes) | ``GET /ping``, ``GET /health``, ``GET /version``, ``POST /invocations`` |
+| Vertex AI | ``GET $AIP_HEALTH_ROUTE``, ``POST $AIP_PREDICT_ROUTE`` (defaults ``/vertex/health``, ``/vertex/predict``) |
+| Azure ML | ``GET /``, ``POST /score`` |
+| Open Inference Protocol V2 | ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{m}``, ``/v2/models/{m}/ready``, ``POST /v2/models/{m}/infer`` |
+| operations | ``/docs`` (OpenAPI), ``/metrics`` (Prometheus) |
+
+Every error answer is a 4xx in the contract's own error shape for bad input. No answer
+repeats a value from the request or carries a traceback; an unexpected failure is a 500
+with a generic message, and the details go to the server's log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from mlkit.serving.model import ServedModel
+from mlkit.serving.schema import Batch, InputError, finite_json
+
+__all__ = ["create_app", "LIMITS", "MLFLOW_KEYS"]
+
+log = logging.getLogger("mlkit.serving")
+
+MB = 1024 * 1024
+LIMITS = {
+    "invocations": 6 * MB,  # SageMaker real-time endpoints: 6 MB per request
+    "vertex": int(1.5 * MB),  # Vertex AI online prediction: 1.5 MB per request
+    "score": 6 * MB,
+    "v2": 6 * MB,
+}
+"""Largest request body per contract, in bytes; larger bodies get 413."""
+
+MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_JSON = "application/json"
+_CSV = "text/csv"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class _Metrics:
+    """Prometheus metrics on a private registry (several apps can live in one process, as in tests)."""
+
+    def __init__(self, served: ServedModel) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mlkit_requests_total", "Requests answered, by contract and status.",
+                                ["contract", "status"], registry=self.registry)
+        self.errors = Counter("mlkit_request_errors_total", "Error answers, by contract and status.",
+                              ["contract", "status"], registry=self.registry)
+        self.latency = Histogram("mlkit_request_latency_seconds", "Time to answer a scoring request.", ["contract"],
+                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                                 registry=self.registry)
+        self.rows = Counter("mlkit_predicted_rows_total", "Rows scored.", ["contract"], registry=self.registry)
+        info = Gauge("mlkit_model_info", "The model being served (value 1).", ["name", "version", "runtime"],
+                     registry=self.registry)
+        info.labels(served.name, served.version, served.runtime).set(1)
+
+    def observe(self, contract: str, status: int, seconds: float, rows: int) -> None:
+        self.requests.labels(contract, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(contract, str(status)).inc()
+        self.latency.labels(contract).observe(seconds)
+        if rows:
+            self.rows.labels(contract).inc(rows)
+
+
+# --------------------------------------------------------------------------- request helpers
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it is larger than ``limit`` (without reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise InputError(_too_large(limit), status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputError(_too_large(limit), status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than this endpoint's limit of {limit / MB:g} MB; send fewer rows per request."
+
+
+def _json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InputError("The request body is empty; send a JSON object.")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("The request body is not valid JSON; check quotes, commas and brackets.") from None
+    if not finite_json(value):
+        raise InputError("The request holds NaN or Infinity, which are not JSON numbers; send null or a finite number.")
+    return value
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _mlflow_batch(served: ServedModel, payload: Any) -> Batch:
+    """MLflow's JSON formats: exactly one of the four keys, plus optional params."""
+    if not isinstance(payload, dict):
+        raise InputError(
+            f"The request must be a JSON object with exactly one of the keys {', '.join(MLFLOW_KEYS)} (and optionally params)."
+        )
+    keys = [k for k in MLFLOW_KEYS if k in payload]
+    if len(keys) != 1:
+        raise InputError(
+            f"The request must hold exactly one of the keys {', '.join(MLFLOW_KEYS)}; "
+            f"it holds {len(keys) or 'none'}{': ' + ', '.join(keys) if keys else ''}."
+        )
+    params = payload.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError("params must be a JSON object of parameter names and values.")
+    key, data = keys[0], payload[keys[0]]
+    schema = served.schema
+    if key == "dataframe_split":
+        if not isinstance(data, dict) or "data" not in data:
+            raise InputError("dataframe_split must be an object with 'columns' and 'data' (and optionally 'index').")
+        return schema.from_rows(data["data"], data.get("columns"), params)
+    if key == "dataframe_records":
+        return schema.from_records(data, params)
+    if isinstance(data, dict):  # inputs/instances as {column: [values]}
+        if not all(isinstance(v, list) for v in data.values()):
+            return schema.from_records([data], params)
+        return schema.from_columns(data, params)
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        return schema.from_records(data, params)
+    if isinstance(data, list) and data and all(isinstance(r, list) for r in data):
+        return schema.from_rows(data, None, params)
+    if isinstance(data, list) and not data:
+        raise InputError("The request holds no rows; send at least one.")
+    raise InputError(f"{key} must be a list of records ({{column: value}}) or an object of columns ({{column: [values]}}).")
+
+
+def _csv_batch(served: ServedModel, raw: bytes) -> Batch:
+    import pandas as pd
+
+    if not raw.strip():
+        raise InputError("The CSV body is empty; send a header line and at least one row.")
+    try:
+        frame = pd.read_csv(io.BytesIO(raw))
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        raise InputError("The CSV body could not be parsed; send a header line, then one comma-separated line per row.") from None
+    return served.schema.from_frame(frame)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_predict: str | None = None) -> FastAPI:
+    """The server for one model, with every contract's routes (see the module docstring)."""
+    from mlkit import __version__
+
+    app = FastAPI(
+        title=f"mlkit serve: {served.name}",
+        version=__version__,
+        description=f"Model {served.name!r} version {served.version} ({served.task}, runtime {served.runtime}). "
+        f"Input columns: {served.schema.describe()}.",
+    )
+    metrics = _Metrics(served)
+    app.state.served, app.state.metrics = served, metrics
+
+    def scored(contract: str, error: Callable[[int, str], Response], run: Callable[[], Any]):
+        async def handler(request: Request) -> Response:
+            start, rows, status = time.perf_counter(), 0, 200
+            try:
+                body, rows = await run(request)
+                response = JSONResponse(body)
+            except InputError as exc:
+                status, response = exc.status, error(exc.status, str(exc))
+            except Exception:  # a bug or a model failure: log it, answer without details
+                log.exception("%s request failed", contract)
+                status = 500
+                response = error(500, "The model could not score this request; the server's log has the details.")
+            metrics.observe(contract, status if response.status_code == status else response.status_code,
+                            time.perf_counter() - start, rows)
+            return response
+
+        return handler
+
+    # ------------------------------------------------------------------ MLflow scoring + SageMaker
+    mlflow = APIRouter(tags=["MLflow scoring / SageMaker"])
+
+    def mlflow_error(status: int, message: str) -> Response:
+        code = {400: "BAD_REQUEST", 413: "BAD_REQUEST", 415: "BAD_REQUEST"}.get(status, "INTERNAL_ERROR")
+        return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+    async def invocations(request: Request):
+        media = _media_type(request)
+        if media not in (_JSON, _CSV):
+            raise InputError(
+                f"Content type {media or '(none)'!r} is not supported; send application/json or text/csv.", status=415
+            )
+        raw = await _body(request, LIMITS["invocations"])
+        batch = _csv_batch(served, raw) if media == _CSV else _mlflow_batch(served, _json(raw))
+        return {"predictions": served.predict(batch)}, batch.n
+
+    mlflow.add_api_route("/invocations", scored("mlflow", mlflow_error, invocations), methods=["POST"],
+                         summary="Score rows (MLflow's JSON formats or CSV); SageMaker's /invocations")
+    for path in ("/ping", "/health"):
+        mlflow.add_api_route(path, lambda: Response("\n", media_type=_JSON), methods=["GET"],
+                             summary="Liveness (MLflow, SageMaker)")
+
+    def version() -> PlainTextResponse:
+        import mlflow as _mlflow
+
+        return PlainTextResponse(_mlflow.__version__)
+
+    mlflow.add_api_route("/version", version, methods=["GET"], summary="The MLflow version the contract follows")
+
+    # ------------------------------------------------------------------ Vertex AI
+    vertex = APIRouter(tags=["Vertex AI"])
+    health_route = vertex_health or os.environ.get("AIP_HEALTH_ROUTE") or "/vertex/health"
+    predict_route = vertex_predict or os.environ.get("AIP_PREDICT_ROUTE") or "/vertex/predict"
+
+    def vertex_error(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def vertex_predict_(request: Request):
+        raw = await _body(request, LIMITS["vertex"])
+        payload = _json(raw)
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InputError('The request must be a JSON object {"instances": [...], "parameters": {...}}.')
+        instances = payload["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise InputError("instances must be a non-empty list: one object (or list of values) per row.")
+        if all(isinstance(r, dict) for r in instances):
+            batch = served.schema.from_records(instances, payload.get("parameters"))
+        else:
+            batch = served.schema.from_rows(instances, None, payload.get("parameters"))
+        return {"predictions": served.predict(batch)}, batch.n
+
+    vertex.add_api_route(health_route, lambda: JSONResponse({}), methods=["GET"], summary="Vertex AI health check")
+    vertex.add_api_route(predict_route, scored("vertex", vertex_error, vertex_predict_), methods=["POST"],
+                         summary="Vertex AI prediction: {instances, parameters} -> {predictions}")
+
+    # ------------------------------------------------------------------ Azure ML
+    azure = APIRouter(tags=["Azure ML"])
+
+    def azure_error(status: int, message: str) -> Response:
+        return JSONResponse({"message": message}, status_code=status)
+
+    async def score(request: Request):
+        raw = await _body(request, LIMITS["score"])
+        payload = _json(raw)
+        if isinstance(payload, dict) and "input_data" in payload:  # MLflow models on Azure ML
+            data = payload["input_data"]
+            if isinstance(data, dict) and "data" in data:
+                batch = served.schema.from_rows(data["data"], data.get("columns"), payload.get("params"))
+            else:
+                batch = _mlflow_batch(served, {"inputs": data})
+        elif isinstance(payload, dict) and "data" in payload:
+            data = payload["data"]
+            batch = served.schema.from_records(data) if data and all(isinstance(r, dict) for r in data) else served.schema.from_rows(data)
+        else:
+            raise InputError('The request must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [{...}]}.')
+        return served.predict(batch), batch.n
+
+    azure.add_api_route("/", lambda: PlainTextResponse("Healthy"), methods=["GET"], summary="Azure ML liveness")
+    azure.add_api_route("/score", scored("azure", azure_error, score), methods=["POST"],
+                        summary="Azure ML online endpoint scoring (run()-style)")
+
+    # ------------------------------------------------------------------ Open Inference Protocol V2
+    v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol V2"])
+    datatypes = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "string": "BYTES", "boolean": "BOOL"}
+
+    def v2_error(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def known(model: str) -> None:
+        if model != served.name:
+            raise InputError(f"Unknown model {model!r}; this server serves {served.name!r}.", status=404)
+
+    def metadata(model: str) -> Response:
+        if model != served.name:
+            return v2_error(404, f"Unknown model {model!r}; this server serves {served.name!r}.")
+        return JSONResponse({
+            "name": served.name, "versions": [served.version], "platform": f"mlkit-{served.runtime}",
+            "inputs": [{"name": c.name, "datatype": datatypes[c.type], "shape": [-1]} for c in served.schema.columns],
+            "outputs": [{"name": "predictions", "datatype": datatypes.get(served.output_type, "BYTES"), "shape": [-1]}],
+        })
+
+    def ready(model: str) -> Response:
+        if model != served.name:
+            return v2_error(404, f"Unknown model {model!r}; this server serves {served.name!r}.")
+        return JSONResponse({"name": served.name, "ready": True})
+
+    async def infer(request: Request):
+        known(request.path_params["model"])
+        payload = _json(await _body(request, LIMITS["v2"]))
+        if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+            raise InputError('The request must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}, one tensor per column.')
+        columns: dict[str, list] = {}
+        for tensor in payload["inputs"]:
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str) or not isinstance(tensor.get("data"), list):
+                raise InputError("Each input tensor needs a name, a shape, a datatype and its data (a flat list).")
+            shape = tensor.get("shape")
+            if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise InputError(f"Input {tensor['name']!r} needs a shape: a list of sizes, e.g. [rows] or [rows, 1].")
+            if int(np.prod(shape)) != len(tensor["data"]):
+                raise InputError(f"Input {tensor['name']!r}: its shape does not match the number of values in data.")
+            columns[tensor["name"]] = tensor["data"]
+        batch = served.schema.from_columns(columns, payload.get("parameters"))
+        predictions = served.predict(batch)
+        output = {"name": "predictions", "shape": [len(predictions)],
+                  "datatype": datatypes.get(served.output_type, "BYTES"), "data": predictions}
+        body = {"model_name": served.name, "model_version": served.version, "outputs": [output]}
+        if isinstance(payload.get("id"), str):
+            body["id"] = payload["id"]
+        return body, batch.n
+
+    v2.add_api_route("/health/live", lambda: JSONResponse({"live": True}), methods=["GET"])
+    v2.add_api_route("/health/ready", lambda: JSONResponse({"ready": True}), methods=["GET"])
+    v2.add_api_route("/models/{model}", metadata, methods=["GET"])
+    v2.add_api_route("/models/{model}/ready", ready, methods=["GET"])
+    v2.add_api_route("/models/{model}/infer", scored("v2", v2_error, infer), methods=["POST"])
+
+    # ------------------------------------------------------------------ operations
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_api_route("/metrics", prometheus, methods=["GET"], tags=["operations"], summary="Prometheus metrics")
+    for router in (mlflow, vertex, azure, v2):
+        app.include_router(router)
+    return app

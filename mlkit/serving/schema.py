@@ -1,0 +1,259 @@
+"""Request checking against a model's signature: columns in, one typed array per column out.
+
+Every serving contract ends here: whatever the request's shape (MLflow's four JSON keys,
+CSV, Vertex instances, Open Inference tensors), it becomes a :class:`Batch` of one NumPy
+array per signature column, in signature order, converted once. Bad input raises
+:class:`InputError` with a message that names the column and the fix and never repeats a
+value from the request (requests may carry personal data).
+
+Examples
+--------
+>>> schema = Schema.from_signature([{"name": "amount", "type": "double", "required": True},
+...                                 {"name": "channel", "type": "string", "required": True}])
+>>> batch = schema.from_records([{"amount": 12, "channel": "web", "extra": 1}])
+>>> batch.n, batch.columns["amount"].dtype
+(1, dtype('float64'))
+>>> try:
+...     schema.from_records([{"amount": "12 EUR", "channel": "web"}])
+... except InputError as e:
+...     print(e)
+Column 'amount' must hold numbers (double); it holds text in row 0. Send a JSON number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mlkit.errors import MlkitError
+
+__all__ = ["InputError", "Column", "Schema", "Batch", "NUMERIC", "INTEGER"]
+
+NUMERIC = {"double", "float"}
+INTEGER = {"long", "integer"}
+_KNOWN = NUMERIC | INTEGER | {"string", "boolean"}
+
+
+class InputError(MlkitError):
+    """A request the model cannot take; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of a signature."""
+
+    name: str
+    type: str
+    required: bool = True
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in NUMERIC | INTEGER
+
+
+@dataclass
+class Batch:
+    """A validated request: one NumPy array per signature column, all of length ``n``."""
+
+    columns: dict[str, np.ndarray]
+    n: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        """The batch as a DataFrame (what a scikit-learn pipeline takes)."""
+        return pd.DataFrame(self.columns, copy=False)
+
+
+def _in_rows(rows: Sequence[int]) -> str:
+    """``"in row 3"`` or ``"in rows 1, 2, 5, 8, 9 and 4 more"`` (row numbers from 0)."""
+    shown = ", ".join(str(r) for r in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"in row {shown}" if len(rows) == 1 else f"in rows {shown}{more}"
+
+
+@dataclass
+class Schema:
+    """The columns a model takes, from its MLflow signature."""
+
+    columns: list[Column]
+
+    @classmethod
+    def from_signature(cls, inputs: Iterable[Mapping[str, Any]]) -> "Schema":
+        """Build from the ``inputs`` list of an MLflow signature (column-based)."""
+        columns = []
+        for spec in inputs:
+            if spec.get("type") == "tensor" or "name" not in spec:
+                raise MlkitError(
+                    "This model's signature describes tensors, not named columns; mlkit serves models "
+                    "whose signature names each column (infer it from a DataFrame)."
+                )
+            kind = str(spec.get("type", "string"))
+            if kind not in _KNOWN:
+                raise MlkitError(f"Column {spec['name']!r} has signature type {kind!r}, which mlkit cannot serve yet.")
+            columns.append(Column(str(spec["name"]), kind, bool(spec.get("required", True))))
+        if not columns:
+            raise MlkitError("The model has no input signature; log it with one (mlkit.registry.package adds it).")
+        return cls(columns)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def describe(self) -> str:
+        """``name (type)`` for every column, for error messages."""
+        return ", ".join(f"{c.name} ({c.type}{'' if c.required else ', optional'})" for c in self.columns)
+
+    # ------------------------------------------------------------------ conversion
+
+    def _missing(self, present: Iterable[str]) -> None:
+        present = set(present)
+        missing = [c.name for c in self.columns if c.name not in present and c.required]
+        if missing:
+            raise InputError(
+                f"Missing column(s) {', '.join(map(repr, missing))}. The model needs: {self.describe()}.",
+                field=missing[0],
+            )
+
+    def _convert(self, column: Column, values: Sequence[Any]) -> np.ndarray:
+        """One column's raw values (from JSON or CSV) as a typed array, or an InputError."""
+        if column.numeric:
+            return self._numbers(column, values)
+        if column.type == "boolean":
+            bad = [i for i, v in enumerate(values) if not (isinstance(v, bool) or (v is None and not column.required))]
+            if bad:
+                raise InputError(f"Column {column.name!r} must hold true or false; it holds another value {_in_rows(bad)}.", field=column.name)
+            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        bad = [i for i, v in enumerate(values) if not isinstance(v, str) and v is not None]
+        if bad:
+            raise InputError(
+                f"Column {column.name!r} must hold text (string); it holds another type {_in_rows(bad)}. Send a JSON string.",
+                field=column.name,
+            )
+        nulls = [i for i, v in enumerate(values) if v is None]
+        if nulls and column.required:
+            raise InputError(
+                f"Column {column.name!r} is required but has no value {_in_rows(nulls)}.", field=column.name
+            )
+        out = np.empty(len(values), dtype=object)
+        out[:] = [np.nan if v is None else v for v in values]
+        return out
+
+    def _numbers(self, column: Column, values: Sequence[Any]) -> np.ndarray:
+        if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+            out = values.astype(np.float64, copy=False)
+        else:
+            texts = [i for i, v in enumerate(values) if isinstance(v, (str, bytes, bool, list, dict))]
+            if texts:
+                kind = "text" if isinstance(values[texts[0]], (str, bytes)) else "a value that is not a number"
+                raise InputError(
+                    f"Column {column.name!r} must hold numbers ({column.type}); it holds {kind} {_in_rows(texts)}. "
+                    "Send a JSON number.",
+                    field=column.name,
+                )
+            try:
+                out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise InputError(f"Column {column.name!r} must hold numbers ({column.type}).", field=column.name) from None
+        finite = np.isfinite(out)
+        if not finite.all():
+            nan = np.isnan(out)
+            inf = np.flatnonzero(~finite & ~nan).tolist()
+            if inf:
+                raise InputError(
+                    f"Column {column.name!r} holds an infinite number {_in_rows(inf)}; send a finite number.",
+                    field=column.name,
+                )
+            missing = np.flatnonzero(nan).tolist()
+            if column.required:
+                raise InputError(
+                    f"Column {column.name!r} is required but has no value (null or NaN) {_in_rows(missing)}. "
+                    "Send a number.",
+                    field=column.name,
+                )
+        if column.type in INTEGER:
+            present = out[~np.isnan(out)]
+            fractional = np.flatnonzero((~np.isnan(out)) & (out != np.round(out))).tolist() if present.size else []
+            if fractional:
+                raise InputError(
+                    f"Column {column.name!r} must hold whole numbers ({column.type}); it holds a fraction {_in_rows(fractional)}.",
+                    field=column.name,
+                )
+        return out
+
+    def _batch(self, columns: Mapping[str, Sequence[Any]], n: int, params: Mapping[str, Any] | None) -> Batch:
+        if n == 0:
+            raise InputError("The request holds no rows; send at least one.")
+        self._missing(columns)
+        out: dict[str, np.ndarray] = {}
+        for column in self.columns:
+            values = columns.get(column.name)
+            if values is None:
+                values = [None] * n
+            out[column.name] = self._convert(column, values)
+        return Batch(out, n, dict(params or {}))
+
+    def from_columns(self, columns: Mapping[str, Sequence[Any]], params: Mapping[str, Any] | None = None) -> Batch:
+        """A batch from ``{column: [values...]}`` (all the same length)."""
+        lengths = {len(v) for k, v in columns.items() if k in set(self.names)}
+        if len(lengths) > 1:
+            raise InputError("Columns have different lengths; send one value per row in every column.")
+        return self._batch(columns, lengths.pop() if lengths else 0, params)
+
+    def from_records(self, records: Sequence[Any], params: Mapping[str, Any] | None = None) -> Batch:
+        """A batch from ``[{column: value, ...}, ...]``."""
+        if not isinstance(records, list):
+            raise InputError("Records must be a JSON list of objects, one per row.")
+        bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
+        if bad:
+            raise InputError(f"Records must be JSON objects ({{column: value}}); another value is given {_in_rows(bad)}.")
+        names = self.names
+        present = set().union(*(r.keys() for r in records)) if records else set()
+        columns = {name: [r.get(name) for r in records] for name in names if name in present}
+        return self._batch(columns, len(records), params)
+
+    def from_rows(self, rows: Sequence[Any], columns: Sequence[str] | None = None,
+                  params: Mapping[str, Any] | None = None) -> Batch:
+        """A batch from row lists: with ``columns`` named, or in signature order."""
+        if not isinstance(rows, list) or any(not isinstance(r, list) for r in rows):
+            raise InputError("data must be a JSON list of rows, each a list of values.")
+        names = list(columns) if columns is not None else self.names
+        if columns is not None and (not all(isinstance(c, str) for c in names) or len(set(names)) != len(names)):
+            raise InputError("columns must be a list of distinct column names.")
+        bad = [i for i, r in enumerate(rows) if len(r) != len(names)]
+        if bad:
+            raise InputError(
+                f"Each row must hold {len(names)} values, one per column ({', '.join(names)}); a row has another length {_in_rows(bad)}."
+            )
+        index = {name: i for i, name in enumerate(names)}
+        data = {name: [r[index[name]] for r in rows] for name in self.names if name in index}
+        return self._batch(data, len(rows), params)
+
+    def from_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Batch:
+        """A batch from a DataFrame (CSV bodies, batch scoring)."""
+        self._missing(frame.columns)
+        data = {}
+        for name in self.names:
+            if name in frame.columns:
+                s = frame[name]
+                data[name] = s.to_numpy() if s.dtype.kind in "fiu" else s.astype(object).where(s.notna(), None).tolist()
+        return self._batch(data, len(frame), params)
+
+
+def finite_json(value: Any) -> bool:
+    """True when a parsed JSON value holds no NaN or Infinity (Python's json accepts those tokens)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite_json(v) for v in value.values())
+    if isinstance(value, list):
+        return all(finite_json(v) for v in value)
+    return True
