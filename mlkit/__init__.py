@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "batch",
     "cli",
+    "cloud",
     "datasets",
     "evaluation",
     "fingerprint",
@@ -39,6 +40,7 @@ _SUBMODULES = (
     "plots",
     "registry",
     "report",
+    "serving",
     "student",
     "training",
     "userdata",
