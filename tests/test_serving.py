@@ -413,3 +413,28 @@ def test_no_raw_body_yields_a_5xx(client, raw, ctype):
     answer = client.post("/invocations", content=raw, headers={"content-type": ctype} if ctype else {})
     assert answer.status_code < 500, (raw, ctype, answer.text)
 
+
+
+def test_the_server_stops_when_the_process_that_started_it_dies(fraud, tmp_path):
+    """A killed kernel leaves no server behind: the server watches the process that started it."""
+    import sys
+    import time
+
+    script = tmp_path / "kernel.py"
+    script.write_text(
+        "import sys, time\n"
+        "from mlkit.serving import running\n"
+        f"with running({str(fraud['folder'])!r}) as url:\n"
+        "    print(url, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    kernel = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    url = kernel.stdout.readline().strip()
+    pids = _server_pids(url)
+    assert pids and httpx.get(url + "/ping").status_code == 200
+    kernel.kill()  # no finally block runs: like a kernel killed from the outside
+    kernel.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not [p for p in pids if _alive(p)]

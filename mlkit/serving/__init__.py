@@ -34,6 +34,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
     import uvicorn
 
     port = int(os.environ.get("AIP_HTTP_PORT", port))  # Vertex AI tells the container its port
+    _stop_with_parent()
     config = {"model": str(model), "runtime": runtime, "name": name, "trust": list(trust), "allow_pickle": allow_pickle}
     if workers > 1:
         os.environ["MLKIT_SERVE_CONFIG"] = json.dumps(config)
@@ -42,6 +43,35 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
         return
     served = load_model(model, runtime=runtime, name=name, trust=tuple(trust), allow_pickle=allow_pickle)
     uvicorn.run(create_app(served), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _stop_with_parent() -> None:
+    """Under :func:`running`, end the whole server (workers too) if the process that started it dies.
+
+    A notebook's kernel can be killed or restarted without leaving its ``with`` block; the
+    server must not outlive it. ``MLKIT_PARENT_PID`` names the process to watch.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    parent = os.environ.get("MLKIT_PARENT_PID")
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(int(parent), 0)
+            except ProcessLookupError:
+                os.killpg(os.getpgid(0), signal.SIGTERM)
+                return
+            except PermissionError:
+                return
+
+    threading.Thread(target=watch, name="mlkit-parent-watch", daemon=True).start()
 
 
 def app_from_env():

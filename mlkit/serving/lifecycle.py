@@ -94,7 +94,7 @@ def running(
         cmd += ["--name", name]
     log = tempfile.NamedTemporaryFile(prefix="mlkit-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {}), "MLKIT_PARENT_PID": str(os.getpid())})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
