@@ -45,6 +45,7 @@ LIMITS = {
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _JSON = "application/json"
 _CSV = "text/csv"
+_PARQUET = "application/vnd.apache.parquet"
 
 
 # --------------------------------------------------------------------------- metrics
@@ -103,52 +104,104 @@ def _json(raw: bytes) -> Any:
     if not raw.strip():
         raise InputError("The request body is empty; send a JSON object.")
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError("The request body is not valid JSON; check quotes, commas and brackets.") from None
+        value = json.loads(raw)  # bytes: a UTF-8 BOM, UTF-16 and UTF-32 are recognised, as MLflow does
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InputError("The request body is not valid JSON (or is nested too deeply); check quotes, commas and brackets.") from None
     if not finite_json(value):
         raise InputError("The request holds NaN or Infinity, which are not JSON numbers; send null or a finite number.")
     return value
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+_SCHEMA = "INVALID_PARAMETER_VALUE"
+_LLM_KEYS = ("input", "prompt", "messages")
+
+
+def _content_type(request: Request) -> str:
+    """The media type as MLflow's scoring server reads it: exact, with at most ``charset=utf-8``."""
+    header = request.headers.get("content-type")
+    if not header:
+        raise InputError("The request has no Content-Type; send application/json, text/csv or "
+                         "application/vnd.apache.parquet.", status=415)
+    media, *options = [part.strip() for part in header.split(";")]
+    for option in options:
+        key, _, value = option.partition("=")
+        if key.strip().lower() != "charset" or value.strip().lower() != "utf-8":
+            raise InputError("Only charset=utf-8 may follow the content type; send application/json, text/csv or "
+                             "application/vnd.apache.parquet.", status=415)
+    if media not in (_JSON, _CSV, _PARQUET):
+        raise InputError("This content type is not supported; send application/json, text/csv or "
+                         "application/vnd.apache.parquet.", status=415)
+    return media
+
+
+def _records_or_columns(served: ServedModel, key: str, data: Any) -> Batch:
+    """``instances`` and ``inputs``: a list of row objects, or an object of columns."""
+    schema = served.schema
+    if isinstance(data, dict):
+        if not data:
+            return schema.from_columns({})
+        if all(isinstance(v, list) for v in data.values()):
+            return schema.from_columns(data)
+        return schema.from_records([data])  # one row given as {column: value}
+    if isinstance(data, list):
+        if not data:
+            return schema.from_records([])
+        if all(isinstance(r, dict) for r in data):
+            if key == "instances" and len({frozenset(r) for r in data}) > 1:
+                raise InputError("Every instance must name the same columns; one row lacks a column the others have.")
+            return schema.from_records(data)
+        raise InputError(f"{key} must be a list of objects ({{column: value}}) or an object of columns ({{column: [values]}}); "
+                         "rows given as lists need dataframe_split, which names the columns.")
+    raise InputError(f"{key} must be a list of objects or an object of columns.", code=_SCHEMA)
 
 
 def _mlflow_batch(served: ServedModel, payload: Any) -> Batch:
-    """MLflow's JSON formats: exactly one of the four keys, plus optional params."""
+    """MLflow's JSON formats: exactly one of the four keys (``params`` is accepted and ignored)."""
     if not isinstance(payload, dict):
         raise InputError(
             f"The request must be a JSON object with exactly one of the keys {', '.join(MLFLOW_KEYS)} (and optionally params)."
         )
+    if any(k in payload for k in _LLM_KEYS):
+        raise InputError(f"{', '.join(k for k in _LLM_KEYS if k in payload)}: MLflow's fields for language models; "
+                         f"this model takes table rows in one of {', '.join(MLFLOW_KEYS)}.", code=_SCHEMA)
     keys = [k for k in MLFLOW_KEYS if k in payload]
     if len(keys) != 1:
         raise InputError(
             f"The request must hold exactly one of the keys {', '.join(MLFLOW_KEYS)}; "
             f"it holds {len(keys) or 'none'}{': ' + ', '.join(keys) if keys else ''}."
         )
-    params = payload.get("params") or {}
-    if not isinstance(params, dict):
-        raise InputError("params must be a JSON object of parameter names and values.")
     key, data = keys[0], payload[keys[0]]
     schema = served.schema
     if key == "dataframe_split":
         if not isinstance(data, dict) or "data" not in data:
             raise InputError("dataframe_split must be an object with 'columns' and 'data' (and optionally 'index').")
-        return schema.from_rows(data["data"], data.get("columns"), params)
+        unknown = set(data) - {"columns", "data", "index"}
+        if unknown:
+            raise InputError("dataframe_split takes only 'columns', 'data' and 'index'.")
+        rows = data["data"]
+        if not isinstance(rows, list) or any(not isinstance(r, list) for r in rows):
+            raise InputError("dataframe_split's data must be a list of rows, each a list of values.")
+        index = data.get("index")
+        if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
+            raise InputError("dataframe_split's index must give one label per row of data.")
+        if "columns" not in data:
+            raise InputError(f"dataframe_split must name its columns; the model needs: {schema.describe()}.", code=_SCHEMA)
+        return schema.from_rows(rows, data["columns"])
     if key == "dataframe_records":
-        return schema.from_records(data, params)
-    if isinstance(data, dict):  # inputs/instances as {column: [values]}
-        if not all(isinstance(v, list) for v in data.values()):
-            return schema.from_records([data], params)
-        return schema.from_columns(data, params)
-    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
-        return schema.from_records(data, params)
-    if isinstance(data, list) and data and all(isinstance(r, list) for r in data):
-        return schema.from_rows(data, None, params)
-    if isinstance(data, list) and not data:
-        raise InputError("The request holds no rows; send at least one.")
-    raise InputError(f"{key} must be a list of records ({{column: value}}) or an object of columns ({{column: [values]}}).")
+        if not isinstance(data, list):
+            raise InputError("dataframe_records must be a list of objects, one per row.")
+        return schema.from_records(data)
+    return _records_or_columns(served, key, data)
+
+
+def _parquet_batch(served: ServedModel, raw: bytes) -> Batch:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception:  # pyarrow raises several types for a broken file
+        raise InputError("The Parquet body could not be read; send a complete Parquet file.") from None
+    return served.schema.from_frame(frame, strict=True)
 
 
 def _csv_batch(served: ServedModel, raw: bytes) -> Batch:
@@ -179,18 +232,19 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     metrics = _Metrics(served)
     app.state.served, app.state.metrics = served, metrics
 
-    def scored(contract: str, error: Callable[[int, str], Response], run: Callable[[], Any]):
+    def scored(contract: str, error: Callable[[InputError], Response], run: Callable[[], Any]):
         async def handler(request: Request) -> Response:
             start, rows, status = time.perf_counter(), 0, 200
             try:
                 body, rows = await run(request)
                 response = JSONResponse(body)
             except InputError as exc:
-                status, response = exc.status, error(exc.status, str(exc))
+                status, response = exc.status, error(exc)
             except Exception:  # a bug or a model failure: log it, answer without details
                 log.exception("%s request failed", contract)
                 status = 500
-                response = error(500, "The model could not score this request; the server's log has the details.")
+                response = error(InputError("The model could not score this request; the server's log has the details.",
+                                            status=500, code="INTERNAL_ERROR"))
             metrics.observe(contract, status if response.status_code == status else response.status_code,
                             time.perf_counter() - start, rows)
             return response
@@ -200,18 +254,18 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     # ------------------------------------------------------------------ MLflow scoring + SageMaker
     mlflow = APIRouter(tags=["MLflow scoring / SageMaker"])
 
-    def mlflow_error(status: int, message: str) -> Response:
-        code = {400: "BAD_REQUEST", 413: "BAD_REQUEST", 415: "BAD_REQUEST"}.get(status, "INTERNAL_ERROR")
-        return JSONResponse({"error_code": code, "message": message}, status_code=status)
+    def mlflow_error(exc: InputError) -> Response:
+        return JSONResponse({"error_code": exc.code, "message": str(exc)}, status_code=exc.status)
 
     async def invocations(request: Request):
-        media = _media_type(request)
-        if media not in (_JSON, _CSV):
-            raise InputError(
-                f"Content type {media or '(none)'!r} is not supported; send application/json or text/csv.", status=415
-            )
+        media = _content_type(request)
         raw = await _body(request, LIMITS["invocations"])
-        batch = _csv_batch(served, raw) if media == _CSV else _mlflow_batch(served, _json(raw))
+        if media == _CSV:
+            batch = _csv_batch(served, raw)
+        elif media == _PARQUET:
+            batch = _parquet_batch(served, raw)
+        else:
+            batch = _mlflow_batch(served, _json(raw))
         return {"predictions": served.predict(batch)}, batch.n
 
     mlflow.add_api_route("/invocations", scored("mlflow", mlflow_error, invocations), methods=["POST"],
@@ -223,7 +277,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     def version() -> PlainTextResponse:
         import mlflow as _mlflow
 
-        return PlainTextResponse(_mlflow.__version__)
+        return Response(_mlflow.__version__, media_type=_JSON)  # MLflow's own: raw text, labelled JSON
 
     mlflow.add_api_route("/version", version, methods=["GET"], summary="The MLflow version the contract follows")
 
@@ -232,8 +286,8 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     health_route = vertex_health or os.environ.get("AIP_HEALTH_ROUTE") or "/vertex/health"
     predict_route = vertex_predict or os.environ.get("AIP_PREDICT_ROUTE") or "/vertex/predict"
 
-    def vertex_error(status: int, message: str) -> Response:
-        return JSONResponse({"error": message}, status_code=status)
+    def vertex_error(exc: InputError) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     async def vertex_predict_(request: Request):
         raw = await _body(request, LIMITS["vertex"])
@@ -256,8 +310,8 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     # ------------------------------------------------------------------ Azure ML
     azure = APIRouter(tags=["Azure ML"])
 
-    def azure_error(status: int, message: str) -> Response:
-        return JSONResponse({"message": message}, status_code=status)
+    def azure_error(exc: InputError) -> Response:
+        return JSONResponse({"message": str(exc)}, status_code=exc.status)
 
     async def score(request: Request):
         raw = await _body(request, LIMITS["score"])
@@ -283,8 +337,8 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     v2 = APIRouter(prefix="/v2", tags=["Open Inference Protocol V2"])
     datatypes = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "string": "BYTES", "boolean": "BOOL"}
 
-    def v2_error(status: int, message: str) -> Response:
-        return JSONResponse({"error": message}, status_code=status)
+    def v2_error(exc: InputError) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     def known(model: str) -> None:
         if model != served.name:
@@ -292,7 +346,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
 
     def metadata(model: str) -> Response:
         if model != served.name:
-            return v2_error(404, f"Unknown model {model!r}; this server serves {served.name!r}.")
+            return v2_error(InputError(f"Unknown model {model!r}; this server serves {served.name!r}.", status=404))
         return JSONResponse({
             "name": served.name, "versions": [served.version], "platform": f"mlkit-{served.runtime}",
             "inputs": [{"name": c.name, "datatype": datatypes[c.type], "shape": [-1]} for c in served.schema.columns],
@@ -301,7 +355,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
 
     def ready(model: str) -> Response:
         if model != served.name:
-            return v2_error(404, f"Unknown model {model!r}; this server serves {served.name!r}.")
+            return v2_error(InputError(f"Unknown model {model!r}; this server serves {served.name!r}.", status=404))
         return JSONResponse({"name": served.name, "ready": True})
 
     async def infer(request: Request):

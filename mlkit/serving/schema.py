@@ -17,7 +17,7 @@ Examples
 ...     schema.from_records([{"amount": "12 EUR", "channel": "web"}])
 ... except InputError as e:
 ...     print(e)
-Column 'amount' must hold numbers (double); it holds text in row 0. Send a JSON number.
+Column 'amount' must hold numbers (double); it holds something else in row 0. Send a JSON number (or null for a missing value).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from mlkit.errors import MlkitError
 
 __all__ = ["InputError", "Column", "Schema", "Batch", "NUMERIC", "INTEGER"]
 
+SCHEMA = "INVALID_PARAMETER_VALUE"
+"""MLflow's error_code when a request does not fit the signature (missing columns, no rows)."""
 NUMERIC = {"double", "float"}
 INTEGER = {"long", "integer"}
 _KNOWN = NUMERIC | INTEGER | {"string", "boolean"}
@@ -41,10 +43,11 @@ _KNOWN = NUMERIC | INTEGER | {"string", "boolean"}
 class InputError(MlkitError):
     """A request the model cannot take; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None, code: str = "BAD_REQUEST") -> None:
         super().__init__(message)
         self.status = status
         self.field = field
+        self.code = code  # MLflow's error_code: INVALID_PARAMETER_VALUE for schema mismatches
 
 
 @dataclass(frozen=True)
@@ -116,11 +119,13 @@ class Schema:
 
     def _missing(self, present: Iterable[str]) -> None:
         present = set(present)
-        missing = [c.name for c in self.columns if c.name not in present and c.required]
+        missing = [c for c in self.columns if c.name not in present]
         if missing:
             raise InputError(
-                f"Missing column(s) {', '.join(map(repr, missing))}. The model needs: {self.describe()}.",
-                field=missing[0],
+                f"Missing column(s) {', '.join(repr(c.name) for c in missing)}. The model needs: {self.describe()}. "
+                "An optional column may hold null values, but it must be sent.",
+                field=missing[0].name,
+                code=SCHEMA if any(c.required for c in missing) else "BAD_REQUEST",
             )
 
     def _convert(self, column: Column, values: Sequence[Any]) -> np.ndarray:
@@ -128,41 +133,50 @@ class Schema:
         if column.numeric:
             return self._numbers(column, values)
         if column.type == "boolean":
-            bad = [i for i, v in enumerate(values) if not (isinstance(v, bool) or (v is None and not column.required))]
+            bad = [i for i, v in enumerate(values) if not (isinstance(v, bool) or _missing_value(v))]
             if bad:
                 raise InputError(f"Column {column.name!r} must hold true or false; it holds another value {_in_rows(bad)}.", field=column.name)
-            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-        bad = [i for i, v in enumerate(values) if not isinstance(v, str) and v is not None]
+            return np.array([np.nan if _missing_value(v) else float(v) for v in values], dtype=np.float64)
+        bad = [i for i, v in enumerate(values) if isinstance(v, (list, dict, bytes))]
         if bad:
             raise InputError(
-                f"Column {column.name!r} must hold text (string); it holds another type {_in_rows(bad)}. Send a JSON string.",
+                f"Column {column.name!r} must hold text (string); it holds a list or object {_in_rows(bad)}. "
+                "Send a JSON string.",
                 field=column.name,
             )
-        nulls = [i for i, v in enumerate(values) if v is None]
-        if nulls and column.required:
-            raise InputError(
-                f"Column {column.name!r} is required but has no value {_in_rows(nulls)}.", field=column.name
-            )
+        broken = [i for i, v in enumerate(values) if isinstance(v, str) and not v.isascii() and not _encodes(v)]
+        if broken:
+            raise InputError(f"Column {column.name!r} holds text that is not valid Unicode {_in_rows(broken)} "
+                             "(a lone surrogate escape); send UTF-8 text.", field=column.name)
         out = np.empty(len(values), dtype=object)
-        out[:] = [np.nan if v is None else v for v in values]
+        out[:] = [np.nan if _missing_value(v) else (v if isinstance(v, str) else str(v)) for v in values]
         return out
 
     def _numbers(self, column: Column, values: Sequence[Any]) -> np.ndarray:
         if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
             out = values.astype(np.float64, copy=False)
         else:
-            texts = [i for i, v in enumerate(values) if isinstance(v, (str, bytes, bool, list, dict))]
-            if texts:
-                kind = "text" if isinstance(values[texts[0]], (str, bytes)) else "a value that is not a number"
+            out = np.empty(len(values), dtype=np.float64)
+            bad = []
+            for i, v in enumerate(values):
+                if _missing_value(v):
+                    out[i] = np.nan
+                    continue
+                try:
+                    if isinstance(v, (list, dict, bytes)) or (isinstance(v, str) and not v.strip()):
+                        raise ValueError
+                    out[i] = float(v)  # numbers, booleans and numeric text, as MLflow casts them
+                except (TypeError, ValueError, OverflowError):
+                    bad.append(i)
+                    continue
+                if isinstance(v, str) and not np.isfinite(out[i]):
+                    bad.append(i)  # "nan", "inf" written as text
+            if bad:
                 raise InputError(
-                    f"Column {column.name!r} must hold numbers ({column.type}); it holds {kind} {_in_rows(texts)}. "
-                    "Send a JSON number.",
+                    f"Column {column.name!r} must hold numbers ({column.type}); it holds something else {_in_rows(bad)}. "
+                    "Send a JSON number (or null for a missing value).",
                     field=column.name,
                 )
-            try:
-                out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            except (TypeError, ValueError, OverflowError):
-                raise InputError(f"Column {column.name!r} must hold numbers ({column.type}).", field=column.name) from None
         finite = np.isfinite(out)
         if not finite.all():
             nan = np.isnan(out)
@@ -170,13 +184,6 @@ class Schema:
             if inf:
                 raise InputError(
                     f"Column {column.name!r} holds an infinite number {_in_rows(inf)}; send a finite number.",
-                    field=column.name,
-                )
-            missing = np.flatnonzero(nan).tolist()
-            if column.required:
-                raise InputError(
-                    f"Column {column.name!r} is required but has no value (null or NaN) {_in_rows(missing)}. "
-                    "Send a number.",
                     field=column.name,
                 )
         if column.type in INTEGER:
@@ -190,9 +197,9 @@ class Schema:
         return out
 
     def _batch(self, columns: Mapping[str, Sequence[Any]], n: int, params: Mapping[str, Any] | None) -> Batch:
+        self._missing(columns)
         if n == 0:
             raise InputError("The request holds no rows; send at least one.")
-        self._missing(columns)
         out: dict[str, np.ndarray] = {}
         for column in self.columns:
             values = columns.get(column.name)
@@ -205,7 +212,7 @@ class Schema:
         """A batch from ``{column: [values...]}`` (all the same length)."""
         lengths = {len(v) for k, v in columns.items() if k in set(self.names)}
         if len(lengths) > 1:
-            raise InputError("Columns have different lengths; send one value per row in every column.")
+            raise InputError("Columns have different lengths; send one value per row in every column.", code=SCHEMA)
         return self._batch(columns, lengths.pop() if lengths else 0, params)
 
     def from_records(self, records: Sequence[Any], params: Mapping[str, Any] | None = None) -> Batch:
@@ -214,7 +221,8 @@ class Schema:
             raise InputError("Records must be a JSON list of objects, one per row.")
         bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
         if bad:
-            raise InputError(f"Records must be JSON objects ({{column: value}}); another value is given {_in_rows(bad)}.")
+            raise InputError(f"Records must be JSON objects ({{column: value}}); another value is given {_in_rows(bad)}.",
+                             code=SCHEMA)
         names = self.names
         present = set().union(*(r.keys() for r in records)) if records else set()
         columns = {name: [r.get(name) for r in records] for name in names if name in present}
@@ -227,7 +235,7 @@ class Schema:
             raise InputError("data must be a JSON list of rows, each a list of values.")
         names = list(columns) if columns is not None else self.names
         if columns is not None and (not all(isinstance(c, str) for c in names) or len(set(names)) != len(names)):
-            raise InputError("columns must be a list of distinct column names.")
+            raise InputError("columns must be a list of distinct column names.", code=SCHEMA)
         bad = [i for i, r in enumerate(rows) if len(r) != len(names)]
         if bad:
             raise InputError(
@@ -237,15 +245,41 @@ class Schema:
         data = {name: [r[index[name]] for r in rows] for name in self.names if name in index}
         return self._batch(data, len(rows), params)
 
-    def from_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Batch:
-        """A batch from a DataFrame (CSV bodies, batch scoring)."""
+    def from_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None, *, strict: bool = False) -> Batch:
+        """A batch from a DataFrame (CSV and Parquet bodies, batch scoring).
+
+        ``strict``: column types must already match (a Parquet file carries its own types, and
+        MLflow does not cast them): an integer column where the model takes doubles is refused.
+        """
         self._missing(frame.columns)
+        if strict:
+            for column in self.columns:
+                kind = frame[column.name].dtype.kind
+                ok = kind == "f" if column.type in NUMERIC else kind in "iu" if column.type in INTEGER else \
+                    kind == "b" if column.type == "boolean" else kind in "OSUT" or str(frame[column.name].dtype) in ("str", "string")
+                if not ok:
+                    raise InputError(
+                        f"Column {column.name!r} is {frame[column.name].dtype} in the file, but the model takes "
+                        f"{column.type}; write it with that type.", field=column.name, code=SCHEMA)
         data = {}
         for name in self.names:
             if name in frame.columns:
                 s = frame[name]
                 data[name] = s.to_numpy() if s.dtype.kind in "fiu" else s.astype(object).where(s.notna(), None).tolist()
         return self._batch(data, len(frame), params)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _missing_value(v: Any) -> bool:
+    """None, or a float NaN (pandas' missing value in a CSV or Parquet cell)."""
+    return v is None or (isinstance(v, float) and v != v)
 
 
 def finite_json(value: Any) -> bool:
