@@ -276,6 +276,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trust", action="append", metavar="TYPE", help="a plain MLflow skops model: also trust this type")
     p.add_argument("--allow-pickle", action="store_true", help="a plain MLflow pickle model you made yourself: load it")
     p.set_defaults(func=_cmd_serve)
+
+    from mlkit import cloud
+    from mlkit.serving import scoring
+
+    p = sub.add_parser("score", help="score a CSV or Parquet file with a model, in chunks (local or Dask)")
+    scoring.add_arguments(p)
+    p.set_defaults(func=scoring.run_from_args)
+
+    p = sub.add_parser("bundle", help="write a deployable bundle for SageMaker, Vertex AI, Azure ML or Lambda")
+    cloud.add_arguments(p)
+    p.set_defaults(func=cloud.run_from_args)
     return parser
 
 

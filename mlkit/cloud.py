@@ -967,3 +967,1467 @@ def plot_mmc(table: pd.DataFrame, ax: Axes | None = None, *, percentile: str = "
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return ax
+
+
+# ====================================================================================
+# Deployable bundles
+# ====================================================================================
+#
+# A bundle is a folder a learner can hand to a cloud platform: the verified model, the
+# platform's entry point (a container's start command, Azure ML's score.py, a Lambda
+# handler), pinned requirements, and a README with the commands to build and deploy it
+# (text only: mlkit never runs them). Every entry point can be run locally, without a
+# container engine, with the platform's environment variables; tests/test_cloud_bundles.py
+# does exactly that.
+#
+#   target     entry point                          the model is read from
+#   sagemaker  Dockerfile, ENTRYPOINT ["serve"]     /opt/ml/model, else the copy in the image ($SM_MODEL_DIR wins)
+#   vertex     Dockerfile, CMD python -m mlkit.serving  the copy in the image; port and routes from $AIP_*
+#   azure      src/score.py: init() and run()       $AZUREML_MODEL_DIR/model
+#   lambda     handler.py: handler(event, context)  model/ next to the handler, loaded at import (cold start)
+#
+# The containers and score.py run mlkit's own server code, so mlkit's source is copied into
+# the bundle (mlkit is not on PyPI). The Lambda handler does not import mlkit: it needs only
+# numpy and its runtime's library, because a .zip function must fit in 250 MB unzipped.
+
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import stat  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from mlkit.errors import DataError, MlkitError  # noqa: E402
+
+__all__ += [
+    # Deployable bundles
+    "TARGETS",
+    "BUNDLE_RUNTIMES",
+    "LAMBDA_UNZIPPED_LIMIT",
+    "BundleReport",
+    "bundle",
+    "dependency_sizes",
+    "add_arguments",
+    "run_from_args",
+]
+
+TARGETS: tuple[str, ...] = ("sagemaker", "vertex", "azure", "lambda")
+"""The platforms :func:`bundle` writes a bundle for."""
+
+BUNDLE_RUNTIMES: tuple[str, ...] = ("sklearn", "onnx")
+"""How a bundle runs the model: the scikit-learn pipeline (skops file) or its ONNX export."""
+
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+"""AWS Lambda's limit on a .zip function's unzipped size, layers included: 250 MB of 2**20 bytes."""
+
+_MB = 2**20
+_MODEL_DIR = "model"
+_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+# What each entry point imports, found by serving a model and listing the distributions of the
+# imported modules. mlflow-skinny (not mlflow) is enough: a packaged model is read from a folder.
+_MODEL_LIBS = ("numpy", "pandas", "scikit-learn", "scipy", "skops", "pyyaml", "mlflow-skinny")
+_SERVER_LIBS = _MODEL_LIBS + ("fastapi", "uvicorn", "prometheus-client")
+_LAMBDA_LIBS = {"sklearn": ("numpy", "pandas", "scikit-learn", "skops"), "onnx": ("numpy", "onnxruntime")}
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    """What :func:`bundle` wrote, and how big it is once installed.
+
+    Attributes
+    ----------
+    target : str
+        One of :data:`TARGETS`.
+    path : pathlib.Path
+        The bundle's folder.
+    runtime : str
+        ``"sklearn"`` or ``"onnx"``.
+    files : list of str
+        Every file of the bundle, relative to ``path``.
+    size_bytes : int
+        Total size of those files (model, entry point, mlkit's source where copied).
+    dependency_bytes : int
+        Installed size of the requirements and everything they require, measured on this
+        machine's installed distributions (see :func:`dependency_sizes`).
+    requirements : list of str
+        The pinned requirements, as written into the bundle.
+    fits : bool or None
+        Lambda only: whether ``size_bytes + dependency_bytes`` fits in
+        :data:`LAMBDA_UNZIPPED_LIMIT`. None for the other targets.
+    notes : list of str
+        What to know before deploying: size verdicts, recommendations, assumptions.
+
+    Examples
+    --------
+    >>> r = BundleReport("lambda", Path("out"), "onnx", ["handler.py"], 2 * 2**20, 148 * 2**20,
+    ...                  ["onnxruntime==1.32.0"], True, ["fits"])
+    >>> r.total_bytes == 150 * 2**20
+    True
+    >>> print(str(r).splitlines()[3])
+      unzipped total: 150.0 MB of Lambda's 250 MB limit -> fits
+    """
+
+    target: str
+    path: Path
+    runtime: str
+    files: list[str]
+    size_bytes: int
+    dependency_bytes: int
+    requirements: list[str]
+    fits: bool | None
+    notes: list[str]
+
+    @property
+    def total_bytes(self) -> int:
+        """Bundle files plus installed dependencies."""
+        return self.size_bytes + self.dependency_bytes
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.target} bundle (runtime {self.runtime}) in {self.path}",
+            f"  files: {len(self.files)}, {self.size_bytes / _MB:.1f} MB",
+            f"  dependencies: {len(self.requirements)} pinned, {self.dependency_bytes / _MB:.1f} MB installed",
+        ]
+        if self.fits is not None:
+            verdict = "fits" if self.fits else "DOES NOT FIT"
+            lines.append(f"  unzipped total: {self.total_bytes / _MB:.1f} MB of Lambda's "
+                         f"{LAMBDA_UNZIPPED_LIMIT / _MB:.0f} MB limit -> {verdict}")
+        lines += [f"  - {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- dependency sizes
+
+
+def _normal(name: str) -> str:
+    """A distribution name in PEP 503 form: ``PyYAML`` -> ``pyyaml``, ``scikit_learn`` -> ``scikit-learn``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement(text: str) -> tuple[str, bool]:
+    """(name, needed) of one ``Requires-Dist`` line: extras' requirements and other platforms' are not needed."""
+    try:
+        from packaging.requirements import Requirement
+
+        req = Requirement(text)
+        return req.name, req.marker is None or bool(req.marker.evaluate({"extra": ""}))
+    except ImportError:  # pragma: no cover - packaging is installed wherever pip is
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+        return (name.group(1) if name else text), "extra" not in text.partition(";")[2]
+
+
+def _closure(requirements: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """The installed distributions ``requirements`` need, recursively, and the names not installed here."""
+    from importlib import metadata
+
+    found: dict[str, Any] = {}
+    missing: list[str] = []
+    todo = [_normal(re.split(r"[\s\[<>=!~;]", r.strip(), maxsplit=1)[0]) for r in requirements]
+    while todo:
+        name = todo.pop()
+        if name in found or name in missing:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+            continue
+        found[name] = dist
+        for line in dist.requires or []:
+            required, needed = _requirement(line)
+            if needed:
+                todo.append(_normal(required))
+    return found, sorted(missing)
+
+
+def _installed_bytes(dist: Any, *, trimmed: bool = False) -> int:
+    """Sum of the sizes of the files a distribution's RECORD lists, as installed.
+
+    ``trimmed`` leaves out compiled ``.pyc`` files and the libraries' own test suites, which a
+    deployment can strip by hand (a common, fragile trick for Lambda).
+    """
+    total = 0
+    for file in dist.files or []:
+        if trimmed and (file.suffix == ".pyc" or {"tests", "testing"} & set(file.parts)):
+            continue
+        try:
+            total += os.path.getsize(file.locate())
+        except OSError:
+            total += int(file.size or 0)
+    return total
+
+
+def dependency_sizes(requirements: Sequence[str]) -> dict[str, int]:
+    """Installed size in bytes of every distribution ``requirements`` need, largest first.
+
+    The closure is followed through each distribution's ``Requires-Dist`` metadata (extras
+    and other platforms' requirements left out), and a size is the sum of the files its
+    ``RECORD`` lists, as installed in *this* environment. That is what ``pip install`` of the
+    same versions puts on the same platform (Linux wheels here); another platform's wheels
+    differ by a few percent. Distributions not installed here are left out (see the notes
+    of :func:`bundle`).
+
+    Parameters
+    ----------
+    requirements : sequence of str
+        Requirement lines, e.g. ``["numpy==2.1.0", "onnxruntime"]`` (versions are ignored:
+        the installed version is measured).
+
+    Examples
+    --------
+    >>> sizes = dependency_sizes(["numpy"])
+    >>> list(sizes) == ["numpy"] and sizes["numpy"] > 1_000_000
+    True
+    """
+    return _measure(requirements)[0]
+
+
+def _measure(requirements: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """(installed bytes of each distribution of the closure, largest first; names not installed here)."""
+    found, missing = _closure(requirements)
+    sizes = {name: _installed_bytes(dist) for name, dist in found.items()}
+    return dict(sorted(sizes.items(), key=lambda item: (-item[1], item[0]))), missing
+
+
+def _pinned(names: Sequence[str]) -> list[str]:
+    """``name==version`` of each distribution as installed here."""
+    from importlib import metadata
+
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            raise MlkitError(
+                f"{name} is not installed here, so its version cannot be pinned; "
+                "install the kit's extras: pip install -e '.[registry,serving]'."
+            ) from None
+    return pins
+
+
+# ----------------------------------------------------------------------- checks and the model
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...], example: str) -> str:
+    if value not in choices:
+        raise ParameterError(f"Unknown {name} {value!r}; choose one of {', '.join(choices)} (e.g. {name}={example!r}).")
+    return value
+
+
+def _fresh(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{out} is a file; pass the path of a new folder for the bundle.")
+    if out.is_dir() and any(out.iterdir()):
+        raise ParameterError(
+            f"{out} already exists and is not empty; bundle never overwrites files. "
+            "Pass a new folder, or delete this one first."
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What a bundle needs to know about its (verified, copied) model."""
+
+    folder: Path
+    name: str
+    family: str
+    model_file: str
+    columns: list[dict]
+    has_onnx: bool
+    parity_passed: bool | None
+    example: dict | None
+
+
+def _copy_model(model: str | os.PathLike, dst: Path) -> None:
+    """Verify ``model`` against its manifest (and the registry's record) and copy it to ``dst``."""
+    from mlkit import packaging, registry
+
+    text = str(model)
+    if not text.startswith("models:/"):
+        folder = Path(text)
+        if not folder.is_dir():
+            raise ParameterError(
+                f"{text} is neither a models:/ URI nor a model folder. Pass models:/<name>@<alias>, "
+                "models:/<name>/<version>, or a folder written by mlkit.registry.package."
+            )
+        if not (folder / packaging.MANIFEST_NAME).is_file():
+            raise DataError(
+                f"{folder} has no {packaging.MANIFEST_NAME}, so its files cannot be verified and it is not bundled. "
+                "Package the model with mlkit.registry.package(model, folder, use_case=..., fit_rows=..., test_rows=...)."
+            )
+    with tempfile.TemporaryDirectory(prefix="mlkit-bundle-") as tmp:
+        source, _ = registry.download(text, tmp)  # verifies every file against the manifest
+        shutil.copytree(source, dst)
+    packaging.verify_manifest(dst)  # the copy, too
+
+
+def _describe_model(folder: Path, runtime: str) -> _Model:
+    import yaml
+
+    meta = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    signature = (meta.get("signature") or {}).get("inputs")
+    if not signature:
+        raise DataError(f"{folder} has no input signature; package the model with mlkit.registry.package.")
+    columns = [{"name": c["name"], "type": c.get("type", "string"), "required": bool(c.get("required", True))}
+               for c in json.loads(signature)]
+    has_onnx = (folder / "model.onnx").is_file()
+    if runtime == "onnx" and not has_onnx:
+        raise MlkitError(
+            f"The model in {folder} has no model.onnx, so it cannot run with runtime='onnx'. Package it with "
+            "mlkit.registry.package(..., onnx=True), or bundle it with runtime='sklearn'."
+        )
+    example = None
+    if (folder / "input_example.json").is_file():
+        example = json.loads((folder / "input_example.json").read_text(encoding="utf-8"))
+        if not (isinstance(example, dict) and "columns" in example and "data" in example):
+            example = None
+    parity = card.get("onnx_parity") or {}
+    return _Model(
+        folder=folder,
+        name=str(card.get("name") or folder.parent.name),
+        family=str((meta.get("metadata") or {}).get("mlkit_family", "")),
+        model_file=meta["flavors"]["sklearn"]["pickled_model"],
+        columns=columns,
+        has_onnx=has_onnx,
+        parity_passed=parity.get("passed") if parity else None,
+        example=example,
+    )
+
+
+def _records(model: _Model) -> list[dict]:
+    if model.example is None:
+        return []
+    return [dict(zip(model.example["columns"], row)) for row in model.example["data"]]
+
+
+def _slug(name: str, limit: int) -> str:
+    """A resource name: lower-case letters, digits and hyphens, starting with a letter."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "mlkit-model"
+    if not slug[0].isalpha():
+        slug = f"m-{slug}"
+    return slug[:limit].rstrip("-")
+
+
+# ----------------------------------------------------------------------- writing files
+
+
+def _write(path: Path, text: str, *, executable: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    if executable:
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _fill(template: str, **values: str) -> str:
+    """Replace ``@@KEY@@`` markers (templates hold code with braces, so no str.format)."""
+    for key, value in values.items():
+        template = template.replace(f"@@{key.upper()}@@", value)
+    left = re.findall(r"@@[A-Z_]+@@", template)
+    assert not left, f"unfilled template markers {left}"
+    return template
+
+
+def _copy_mlkit(dst: Path) -> None:
+    """mlkit's own source (it is not on PyPI): the entry points of the containers and of Azure import it."""
+    shutil.copytree(Path(__file__).resolve().parent, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _requirements_txt(pins: list[str], why: str) -> str:
+    return "\n".join([f"# {why}", "# Pinned to the versions the model was bundled with (mlkit.cloud.bundle).", *pins, ""])
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2) + "\n"
+
+
+_SERVE = '''#!/usr/bin/env python3
+"""SageMaker's entry point: start mlkit's server for the model in this image.
+
+SageMaker runs the container as `docker run <image> serve` and sends GET /ping and
+POST /invocations (JSON or text/csv with a header line) to port 8080.
+
+Environment (all optional):
+  SM_MODEL_DIR                    the model folder; default /opt/ml/model when SageMaker put a
+                                  model there (ModelDataUrl), else the model/ copied into the image
+  SAGEMAKER_BIND_TO_PORT          the port; default 8080 (SageMaker sets it in inference pipelines;
+                                  set it for a local run on a free port)
+  SAGEMAKER_MODEL_SERVER_WORKERS  server worker processes; default 1
+  MLKIT_HOST                      the address to bind; default 0.0.0.0, which SageMaker needs
+                                  (use 127.0.0.1 for a local run)
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # the copy of mlkit next to this script
+RUNTIME = "@@RUNTIME@@"
+
+
+def model_dir() -> str:
+    if os.environ.get("SM_MODEL_DIR"):
+        return os.environ["SM_MODEL_DIR"]
+    if os.path.isfile("/opt/ml/model/manifest.json"):
+        return "/opt/ml/model"
+    return os.path.join(HERE, "model")
+
+
+def main(argv: list) -> int:
+    if argv and argv[0] != "serve":
+        print("This image serves a model: SageMaker starts it with the argument 'serve' "
+              "(training is not supported).", file=sys.stderr)
+        return 2
+    from mlkit.cli import main as mlkit
+
+    return mlkit([
+        "serve", "--model", model_dir(),
+        "--host", os.environ.get("MLKIT_HOST", "0.0.0.0"),
+        "--port", os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
+        "--workers", os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
+        "--runtime", RUNTIME,
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
+
+_SAGEMAKER_DOCKERFILE = '''# Amazon SageMaker real-time inference image for @@NAME@@ (written by mlkit.cloud.bundle).
+# SageMaker starts it as `docker run <image> serve`; the server answers GET /ping and
+# POST /invocations on port 8080. See README.md.
+FROM python:@@PYTHON@@-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    PYTHONPATH=/opt/program \\
+    PATH="/opt/program:${PATH}"
+WORKDIR /opt/program
+
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY mlkit/ ./mlkit/
+COPY serve ./serve
+RUN chmod +x ./serve
+# The verified model. SageMaker mounts /opt/ml/model when the model is created with a
+# ModelDataUrl; `serve` uses that folder then, and this copy otherwise.
+COPY model/ ./model/
+
+EXPOSE 8080
+ENTRYPOINT ["serve"]
+'''
+
+_VERTEX_DOCKERFILE = '''# Vertex AI custom prediction container for @@NAME@@ (written by mlkit.cloud.bundle).
+# Vertex AI sets AIP_HTTP_PORT, AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE; `mlkit serve` listens on
+# $AIP_HTTP_PORT and answers GET $AIP_HEALTH_ROUTE and POST $AIP_PREDICT_ROUTE
+# ({"instances": [...]} -> {"predictions": [...]}). See README.md.
+FROM python:@@PYTHON@@-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    PYTHONPATH=/opt/program \\
+    AIP_HTTP_PORT=8080
+WORKDIR /opt/program
+
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY mlkit/ ./mlkit/
+# The verified model, inside the image (AIP_STORAGE_URI is not read: see README.md).
+COPY model/ ./model/
+
+EXPOSE 8080
+# `python -m mlkit.serving` is `mlkit serve`; AIP_HTTP_PORT wins over --port.
+CMD ["python", "-m", "mlkit.serving", "--model", "/opt/program/model", "--host", "0.0.0.0", "--port", "8080", "--runtime", "@@RUNTIME@@"]
+'''
+
+_SCORE = '''"""Azure ML online endpoint scoring script for @@NAME@@ (written by mlkit.cloud.bundle).
+
+Azure ML's inference server (the azureml-inference-server-http package) imports this file,
+calls init() once, then run(raw_data) with the body of every POST /score as a string.
+
+Requests: {"input_data": {"columns": [...], "data": [[...], ...]}} (the format Azure ML uses for
+MLflow models) or {"data": [{column: value, ...}, ...]}. Answer: the list of predictions.
+
+Errors. The inference server answers 200 with whatever run() returns, and 500 when run()
+raises. So bad input neither raises (that would be a 500) nor comes back as a plain value
+(that would be a 200): run() returns AMLResponse({"error": message}, 400), the inference
+server's way to choose the status. Where that package is not installed (a local test), run()
+returns the dict {"error": message, "status": 400} instead, so the status is not lost. A
+failure of the model itself is logged and answered 500 with a generic message. A message names
+the column and the row, never a value from the request (requests may carry personal data).
+"""
+
+import json
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the copy of mlkit next to this file
+
+MODEL_FOLDER = "model"  # the registered model folder, inside $AZUREML_MODEL_DIR
+RUNTIME = "@@RUNTIME@@"
+
+log = logging.getLogger("mlkit.azure")
+served = None
+
+
+def init():
+    """Load and verify the model once, when the deployment starts."""
+    global served
+    from mlkit.serving.model import load_model
+
+    root = os.environ.get("AZUREML_MODEL_DIR")
+    if not root:
+        raise RuntimeError("AZUREML_MODEL_DIR is not set: Azure ML sets it; for a local run set it to the "
+                           "folder that holds model/.")
+    served = load_model(os.path.join(root, MODEL_FOLDER), runtime=RUNTIME)
+
+
+def _response_class():
+    """AMLResponse from the inference server's package (new, then old module path), or None."""
+    for module in ("azureml_inference_server_http.api.aml_response", "azureml.contrib.services.aml_response"):
+        try:
+            return __import__(module, fromlist=["AMLResponse"]).AMLResponse
+        except ImportError:
+            continue
+    return None
+
+
+def _error(message, status):
+    response = _response_class()
+    if response is not None:
+        return response({"error": message}, status, json_str=True)
+    return {"error": message, "status": status}
+
+
+def _batch(payload):
+    from mlkit.serving.schema import InputError
+
+    schema = served.schema
+    if isinstance(payload, dict) and "input_data" in payload:
+        data = payload["input_data"]
+        if isinstance(data, dict) and "data" in data:
+            return schema.from_rows(data["data"], data.get("columns"))
+        if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+            return schema.from_records(data)
+        raise InputError('input_data must be {"columns": [...], "data": [[...], ...]} or a list of records.')
+    if isinstance(payload, dict) and "data" in payload:
+        data = payload["data"]
+        if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+            return schema.from_records(data)
+        if isinstance(data, list) and data and all(isinstance(r, list) for r in data):
+            return schema.from_rows(data)
+        raise InputError("data must be a non-empty list of records ({column: value}) or of rows in the model's column order.")
+    raise InputError('The request must be {"input_data": {"columns": [...], "data": [[...], ...]}} '
+                     'or {"data": [{"column": value, ...}, ...]}.')
+
+
+def run(raw_data):
+    """Score one request body; return the predictions, or an error response (see the module docstring)."""
+    from mlkit.serving.schema import InputError, finite_json
+
+    try:
+        if isinstance(raw_data, (bytes, bytearray)):
+            raw_data = raw_data.decode("utf-8")
+        if not isinstance(raw_data, str) or not raw_data.strip():
+            raise InputError("The request body is empty; send a JSON object.")
+        try:
+            payload = json.loads(raw_data)
+        except ValueError:
+            raise InputError("The request body is not valid JSON; check quotes, commas and brackets.") from None
+        if not finite_json(payload):
+            raise InputError("The request holds NaN or Infinity, which are not JSON numbers; send null or a finite number.")
+        return served.predict(_batch(payload))
+    except UnicodeDecodeError:
+        return _error("The request body is not UTF-8 text; send JSON.", 400)
+    except InputError as exc:
+        return _error(str(exc), exc.status)
+    except Exception:  # a bug or a model failure: log it, answer without details
+        log.exception("scoring failed")
+        return _error("The model could not score this request; the deployment's log has the details.", 500)
+'''
+
+_HANDLER = '''"""AWS Lambda function for an mlkit model behind Amazon API Gateway (written by mlkit.cloud.bundle).
+
+It imports only the standard library, numpy and its runtime's library (bundle.json says which):
+onnxruntime for runtime "onnx", or scikit-learn, skops and pandas for runtime "sklearn". mlkit
+itself is not needed, so the function stays small.
+
+The model is loaded once per execution environment, when Lambda imports this file (the cold
+start), from the model/ folder next to it, after every file is checked against its manifest.
+
+Events: API Gateway proxy events from a REST API (payload 1.0) or an HTTP API (payload 2.0).
+POST a JSON body holding exactly one of dataframe_split, dataframe_records, instances or inputs
+(MLflow's request formats); the body may be base64-encoded (isBase64Encoded). GET is a health check.
+
+Answers: {"statusCode", "headers", "body", "isBase64Encoded"}, the body {"predictions": [...]}
+(200), or {"message": ...}: 400 bad input, 405 another method, 413 too large, 415 not JSON, 500
+a failure of the function itself (details in its log). A message names the column and the row,
+never a value from the request (requests may carry personal data).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODEL_DIR = os.path.join(HERE, "model")
+with open(os.path.join(HERE, "bundle.json"), encoding="utf-8") as _file:
+    CONFIG = json.load(_file)
+COLUMNS = CONFIG["columns"]  # [{"name", "type", "required"}], the model's signature
+KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+NUMERIC = {"double", "float", "long", "integer"}
+MAX_BODY = 6 * 1024 * 1024  # Lambda's limit on a synchronous request
+
+log = logging.getLogger("mlkit.lambda")
+
+
+class BadRequest(Exception):
+    """A request the model cannot take; status is the HTTP status to answer with."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def _verify(folder):
+    """Every file must match its sha256 in manifest.json, and no other file may sit beside them."""
+    with open(os.path.join(folder, "manifest.json"), "rb") as handle:
+        listed = json.load(handle)["files"]
+    for name, digest in sorted(listed.items()):
+        sha = hashlib.sha256()
+        with open(os.path.join(folder, name), "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        if sha.hexdigest() != digest:
+            raise RuntimeError(f"model/{name} does not match its sha256 in model/manifest.json; "
+                               "rebuild the bundle from a trusted model.")
+    present = {os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/")
+               for root, _, files in os.walk(folder) for f in files}
+    extra = sorted(present - set(listed) - {"manifest.json", "registered_model_meta"})
+    if extra:
+        raise RuntimeError(f"model/ holds files its manifest does not list ({', '.join(extra)}); rebuild the bundle.")
+
+
+def _onnx_predictor():
+    """Predict with onnxruntime: one [n, 1] input per column, float64 or text, as mlkit exported it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(os.path.join(MODEL_DIR, "model.onnx"), sess_options=options,
+                                   providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    numeric = json.loads(meta["mlkit.numeric_columns"])
+    text = json.loads(meta["mlkit.categorical_columns"])
+    inputs = session.get_inputs()
+    # ONNX input names are sanitised; the metadata keeps the column names, in input order.
+    by_input = dict(zip([i.name for i in inputs if i.type == "tensor(double)"], numeric))
+    by_input.update(zip([i.name for i in inputs if i.type == "tensor(string)"], text))
+    fills = json.loads(meta.get("mlkit.fill_values", "{}"))  # what the imputer writes for a missing category
+    outputs = [o.name for o in session.get_outputs()]
+    label = "label" if "probabilities" in outputs else outputs[0]
+    dtype = meta.get("mlkit.classes_dtype") if label == "label" else "float64"
+    numeric = set(numeric)
+
+    def predict(columns):
+        feed = {}
+        for name, column in by_input.items():
+            values = columns[column]
+            if column in numeric:
+                feed[name] = values.astype(np.float64).reshape(-1, 1)
+            else:
+                fill = fills.get(column, "missing")
+                feed[name] = np.array([fill if v is None else v for v in values], dtype=object).reshape(-1, 1)
+        out = session.run([label], feed)[0].ravel()
+        return out.astype(dtype) if dtype else out
+
+    return predict
+
+
+def _sklearn_predictor():
+    """Predict with the scikit-learn pipeline, loaded with skops trusting only the types mlkit checked."""
+    import pandas as pd
+    import skops.io as sio
+
+    path = os.path.join(MODEL_DIR, CONFIG["model_file"])
+    trusted = CONFIG["trusted_types"]
+    untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(trusted))
+    if untrusted:
+        raise RuntimeError(f"{CONFIG['model_file']} holds types mlkit did not check: {', '.join(untrusted)}.")
+    model = sio.load(path, trusted=trusted)
+    numeric = {c["name"] for c in COLUMNS if c["type"] in NUMERIC or c["type"] == "boolean"}
+
+    def predict(columns):
+        frame = {}
+        for name, values in columns.items():
+            if name in numeric:
+                frame[name] = values
+            else:
+                text = np.empty(len(values), dtype=object)
+                text[:] = [np.nan if v is None else v for v in values]
+                frame[name] = text
+        return np.asarray(model.predict(pd.DataFrame(frame)))
+
+    return predict
+
+
+def _load():
+    _verify(MODEL_DIR)
+    return _onnx_predictor() if CONFIG["runtime"] == "onnx" else _sklearn_predictor()
+
+
+PREDICT = _load()  # once per execution environment: the cold start
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+def _in_rows(rows):
+    shown = ", ".join(str(r) for r in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"in row {shown}" if len(rows) == 1 else f"in rows {shown}{more}"
+
+
+def _describe():
+    return ", ".join(f"{c['name']} ({c['type']}{'' if c['required'] else ', optional'})" for c in COLUMNS)
+
+
+def _missing_value(v):
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _convert(column, values):
+    """One column's JSON values as an array, checked as mlkit's server checks them (and MLflow casts them).
+
+    null is a missing value in any column (the pipeline imputes it); numbers accept numeric
+    text and booleans; text accepts other scalars as their text.
+    """
+    name, kind = column["name"], column["type"]
+    if kind in NUMERIC:
+        out = np.empty(len(values), dtype=np.float64)
+        bad = []
+        for i, v in enumerate(values):
+            if _missing_value(v):
+                out[i] = np.nan
+                continue
+            try:
+                if isinstance(v, (list, dict)) or (isinstance(v, str) and not v.strip()):
+                    raise ValueError
+                out[i] = float(v)
+            except (TypeError, ValueError, OverflowError):
+                bad.append(i)
+                continue
+            if isinstance(v, str) and not np.isfinite(out[i]):
+                bad.append(i)  # "nan" or "inf" written as text
+        if bad:
+            raise BadRequest(f"Column {name!r} must hold numbers ({kind}); it holds something else {_in_rows(bad)}. "
+                             "Send a JSON number (or null for a missing value).")
+        infinite = [i for i, v in enumerate(out) if v in (np.inf, -np.inf)]
+        if infinite:
+            raise BadRequest(f"Column {name!r} holds an infinite number {_in_rows(infinite)}; send a finite number.")
+        if kind in ("long", "integer"):
+            fractional = [i for i, v in enumerate(out) if v == v and v != round(v)]
+            if fractional:
+                raise BadRequest(f"Column {name!r} must hold whole numbers ({kind}); it holds a fraction {_in_rows(fractional)}.")
+        return out
+    if kind == "boolean":
+        bad = [i for i, v in enumerate(values) if not (isinstance(v, bool) or _missing_value(v))]
+        if bad:
+            raise BadRequest(f"Column {name!r} must hold true or false; it holds another value {_in_rows(bad)}.")
+        return np.array([np.nan if _missing_value(v) else float(v) for v in values], dtype=np.float64)
+    bad = [i for i, v in enumerate(values) if isinstance(v, (list, dict))]
+    if bad:
+        raise BadRequest(f"Column {name!r} must hold text (string); it holds a list or object {_in_rows(bad)}. "
+                         "Send a JSON string.")
+    broken = [i for i, v in enumerate(values) if isinstance(v, str) and not _encodes(v)]
+    if broken:
+        raise BadRequest(f"Column {name!r} holds text that is not valid Unicode {_in_rows(broken)} "
+                         "(a lone surrogate escape); send UTF-8 text.")
+    out = np.empty(len(values), dtype=object)
+    out[:] = [None if _missing_value(v) else (v if isinstance(v, str) else str(v)) for v in values]
+    return out
+
+
+def _encodes(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _columns(data, n):
+    """{column: values} (all of length n) -> {column: array}, in signature order, every column checked."""
+    absent = [c["name"] for c in COLUMNS if c["name"] not in data]
+    if absent:
+        raise BadRequest(f"Missing column(s) {', '.join(map(repr, absent))}. The model needs: {_describe()}. "
+                         "An optional column may hold null values, but it must be sent.")
+    if n == 0:
+        raise BadRequest("The request holds no rows; send at least one.")
+    return {c["name"]: _convert(c, data[c["name"]]) for c in COLUMNS}
+
+
+def _from_records(records):
+    bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
+    if bad:
+        raise BadRequest(f"Records must be JSON objects ({{column: value}}); another value is given {_in_rows(bad)}.")
+    present = set().union(*(r.keys() for r in records))
+    data = {c["name"]: [r.get(c["name"]) for r in records] for c in COLUMNS if c["name"] in present}
+    return _columns(data, len(records))
+
+
+def _from_rows(rows, names=None):
+    if not isinstance(rows, list) or any(not isinstance(r, list) for r in rows):
+        raise BadRequest("data must be a JSON list of rows, each a list of values.")
+    if names is None:
+        names = [c["name"] for c in COLUMNS]
+    elif not isinstance(names, list) or not all(isinstance(c, str) for c in names) or len(set(names)) != len(names):
+        raise BadRequest("columns must be a list of distinct column names.")
+    bad = [i for i, r in enumerate(rows) if len(r) != len(names)]
+    if bad:
+        raise BadRequest(f"Each row must hold {len(names)} values, one per column ({', '.join(names)}); "
+                         f"a row has another length {_in_rows(bad)}.")
+    return _columns({name: [r[i] for r in rows] for i, name in enumerate(names)}, len(rows))
+
+
+def _from_columns(columns):
+    lengths = {len(v) for k, v in columns.items() if k in {c["name"] for c in COLUMNS}}
+    if len(lengths) > 1:
+        raise BadRequest("Columns have different lengths; send one value per row in every column.")
+    return _columns(columns, lengths.pop() if lengths else 0)
+
+
+def _batch(payload):
+    """MLflow's request formats: exactly one of the four keys."""
+    if not isinstance(payload, dict):
+        raise BadRequest(f"The body must be a JSON object with exactly one of the keys {', '.join(KEYS)}.")
+    keys = [k for k in KEYS if k in payload]
+    if len(keys) != 1:
+        raise BadRequest(f"The body must hold exactly one of the keys {', '.join(KEYS)}; "
+                         f"it holds {len(keys) or 'none'}{': ' + ', '.join(keys) if keys else ''}.")
+    key, data = keys[0], payload[keys[0]]
+    if key == "dataframe_split":
+        if not isinstance(data, dict) or "data" not in data:
+            raise BadRequest("dataframe_split must be an object with 'columns' and 'data'.")
+        return _from_rows(data["data"], data.get("columns"))
+    if isinstance(data, dict):  # {column: [values]}, or one record
+        if data and all(isinstance(v, list) for v in data.values()):
+            return _from_columns(data)
+        return _from_records([data])
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        return _from_records(data)
+    if isinstance(data, list) and data and all(isinstance(r, list) for r in data):
+        return _from_rows(data)
+    if isinstance(data, list) and not data:
+        raise BadRequest("The request holds no rows; send at least one.")
+    raise BadRequest(f"{key} must be a list of records ({{column: value}}), a list of rows, or an object of columns.")
+
+
+def _not_a_number(token):
+    raise BadRequest("The request holds NaN or Infinity, which are not JSON numbers; send null or a finite number.")
+
+
+def _body(event):
+    """The event's body as parsed JSON, after the API Gateway checks (method, encoding, size, type)."""
+    body = event.get("body")
+    if body is None or body == "":
+        raise BadRequest("The request body is empty; send a JSON object such as {\\"dataframe_records\\": [...]}.")
+    if not isinstance(body, str):
+        raise BadRequest("The event's body must be a string, as API Gateway sends it.")
+    raw = body.encode("utf-8")
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The body is marked base64-encoded (isBase64Encoded) but is not valid base64.") from None
+    if len(raw) > MAX_BODY:
+        raise BadRequest("The request body is larger than 6 MB, Lambda's limit; send fewer rows per request.", 413)
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise BadRequest(f"Content type {media!r} is not supported; send application/json.", 415)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_not_a_number)
+    except UnicodeDecodeError:
+        raise BadRequest("The request body is not UTF-8 text; send JSON.") from None
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON; check quotes, commas and brackets.") from None
+
+
+def _method(event):
+    """POST, GET, ... from a REST API (httpMethod) or HTTP API (requestContext.http.method) event."""
+    method = event.get("httpMethod") or ((event.get("requestContext") or {}).get("http") or {}).get("method")
+    return str(method).upper() if method else "POST"
+
+
+def _answer(status, body):
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(body), "isBase64Encoded": False}
+
+
+def handler(event, context):
+    """Lambda's entry point (handler.handler): score the rows of one API Gateway request."""
+    try:
+        if not isinstance(event, dict):
+            raise BadRequest("The event must be an API Gateway proxy event (a JSON object with a body).")
+        method = _method(event)
+        if method == "GET":
+            return _answer(200, {"status": "ready", "model": CONFIG["model_name"], "runtime": CONFIG["runtime"]})
+        if method != "POST":
+            raise BadRequest(f"Method {method} is not allowed; send the rows with POST.", 405)
+        columns = _batch(_body(event))
+        return _answer(200, {"predictions": PREDICT(columns).tolist()})
+    except BadRequest as exc:
+        return _answer(exc.status, {"message": str(exc)})
+    except Exception:  # a bug or a model failure: log it, answer without details
+        log.exception("scoring failed")
+        return _answer(500, {"message": "The model could not score this request; the function's log has the details."})
+'''
+
+
+# ----------------------------------------------------------------------- the four targets
+
+
+def _write_sagemaker(out: Path, model: _Model, runtime: str, pins: list[str]) -> str:
+    _copy_mlkit(out / "mlkit")
+    _write(out / "requirements.txt", _requirements_txt(pins, "What `mlkit serve` needs inside the SageMaker image."))
+    _write(out / "serve", _fill(_SERVE, runtime=runtime), executable=True)
+    _write(out / "Dockerfile", _fill(_SAGEMAKER_DOCKERFILE, name=model.name, python=_PYTHON))
+    if model.example is not None:
+        _write(out / "example_request.json", _json_text({"dataframe_split": model.example}))
+    repo = _slug(model.name, 63)
+    return f"""# {model.name} on Amazon SageMaker (real-time inference)
+
+Written by `mlkit.cloud.bundle(..., target="sagemaker", runtime="{runtime}")`. The commands below
+are text for you to run with your own AWS account; mlkit never runs them.
+
+| file | what it is |
+|---|---|
+| `Dockerfile` | the image: Python {_PYTHON} slim, the pinned requirements, mlkit, the model; `ENTRYPOINT ["serve"]`, port 8080 |
+| `serve` | what SageMaker runs (`docker run <image> serve`): `mlkit serve --model /opt/ml/model --host 0.0.0.0 --port 8080` |
+| `requirements.txt` | the server's libraries, pinned to the versions the model was bundled with |
+| `mlkit/` | mlkit's source (it is not on PyPI) |
+| `model/` | the verified model (every file checked against `model/manifest.json` again when the server starts) |
+| `example_request.json` | a request in MLflow's `dataframe_split` format |
+
+The contract: `GET /ping` answers 200 once the model is loaded; `POST /invocations` takes JSON
+(`dataframe_split`, `dataframe_records`, `instances` or `inputs`) or `text/csv` with a header line
+and answers `{{"predictions": [...]}}`; bad input gets a 4xx with a message. SageMaker allows
+6 MB per request and 60 s per invocation.
+
+## Run it here first (no Docker)
+
+```bash
+SM_MODEL_DIR=model MLKIT_HOST=127.0.0.1 SAGEMAKER_BIND_TO_PORT=8080 ./serve
+curl -s localhost:8080/ping
+curl -s -X POST localhost:8080/invocations -H 'Content-Type: application/json' -d @example_request.json
+```
+
+`SM_MODEL_DIR` (the model folder), `SAGEMAKER_BIND_TO_PORT` (the port, default 8080),
+`SAGEMAKER_MODEL_SERVER_WORKERS` (worker processes, default 1) and `MLKIT_HOST` (default
+`0.0.0.0`) are read by `serve`; in SageMaker none needs setting.
+
+## Build and push the image (Amazon ECR)
+
+```bash
+docker build -t {repo}:1 .
+docker run --rm -p 8080:8080 {repo}:1 serve      # the same contract, in the container
+aws ecr create-repository --repository-name {repo}
+aws ecr get-login-password --region REGION | docker login --username AWS --password-stdin ACCOUNT.dkr.ecr.REGION.amazonaws.com
+docker tag {repo}:1 ACCOUNT.dkr.ecr.REGION.amazonaws.com/{repo}:1
+docker push ACCOUNT.dkr.ecr.REGION.amazonaws.com/{repo}:1
+```
+
+## Deploy an endpoint
+
+```bash
+aws sagemaker create-model --model-name {repo} \\
+    --primary-container Image=ACCOUNT.dkr.ecr.REGION.amazonaws.com/{repo}:1 \\
+    --execution-role-arn arn:aws:iam::ACCOUNT:role/SAGEMAKER_ROLE
+aws sagemaker create-endpoint-config --endpoint-config-name {repo}-config \\
+    --production-variants VariantName=AllTraffic,ModelName={repo},InstanceType=ml.m5.large,InitialInstanceCount=1
+aws sagemaker create-endpoint --endpoint-name {repo} --endpoint-config-name {repo}-config
+aws sagemaker-runtime invoke-endpoint --endpoint-name {repo} \\
+    --content-type application/json --body fileb://example_request.json predictions.json
+```
+
+The model is inside the image. To ship it separately instead, `tar -czf model.tar.gz -C model .`,
+upload it to S3 and add `ModelDataUrl=s3://BUCKET/model.tar.gz` to `--primary-container`:
+SageMaker unpacks it into `/opt/ml/model`, which `serve` then prefers. Delete the endpoint when
+you are done (`aws sagemaker delete-endpoint --endpoint-name {repo}`): it is billed by the hour.
+
+"""
+
+
+def _write_vertex(out: Path, model: _Model, runtime: str, pins: list[str]) -> str:
+    _copy_mlkit(out / "mlkit")
+    _write(out / "requirements.txt", _requirements_txt(pins, "What `mlkit serve` needs inside the Vertex AI image."))
+    _write(out / "Dockerfile", _fill(_VERTEX_DOCKERFILE, name=model.name, python=_PYTHON, runtime=runtime))
+    if model.example is not None:
+        _write(out / "example_request.json", _json_text({"instances": _records(model)}))
+    repo = _slug(model.name, 63)
+    return f"""# {model.name} on Vertex AI (custom container, online prediction)
+
+Written by `mlkit.cloud.bundle(..., target="vertex", runtime="{runtime}")`. The commands below
+are text for you to run with your own Google Cloud project; mlkit never runs them.
+
+| file | what it is |
+|---|---|
+| `Dockerfile` | the image: Python {_PYTHON} slim, the pinned requirements, mlkit, the model; `CMD` runs `mlkit serve` |
+| `requirements.txt` | the server's libraries, pinned to the versions the model was bundled with |
+| `mlkit/` | mlkit's source (it is not on PyPI) |
+| `model/` | the verified model (checked against `model/manifest.json` again when the server starts) |
+| `example_request.json` | a request: `{{"instances": [...]}}` |
+
+The contract: Vertex AI tells the container where to listen and what to answer with environment
+variables, and `mlkit serve` reads them:
+
+| variable | meaning | without it |
+|---|---|---|
+| `AIP_HTTP_PORT` | the port to listen on | 8080 (set in the Dockerfile) |
+| `AIP_HEALTH_ROUTE` | answer `GET` here with 200 once the model is loaded | `/vertex/health` |
+| `AIP_PREDICT_ROUTE` | `POST {{"instances": [...], "parameters": {{...}}}}` -> `{{"predictions": [...]}}` | `/vertex/predict` |
+| `AIP_STORAGE_URI` | a `gs://` copy of the model's `--artifact-uri`, if you give one | not read: the model is in the image |
+
+Vertex AI's default routes are `/v1/endpoints/ENDPOINT_ID/deployedModels/DEPLOYED_MODEL_ID` and
+the same with `:predict`. A request may be at most 1.5 MB: a larger one gets 413 with a message.
+To keep the model out of the image, upload `model/` to Cloud Storage, pass `--artifact-uri`, and
+download `$AIP_STORAGE_URI` into `/opt/program/model` before the server starts (that needs
+`google-cloud-storage`, which this image does not install).
+
+## Run it here first (no Docker)
+
+```bash
+AIP_HTTP_PORT=8080 AIP_HEALTH_ROUTE=/health AIP_PREDICT_ROUTE=/predict \\
+    python -m mlkit.serving --model model --host 127.0.0.1 --runtime {runtime}
+curl -s localhost:8080/health
+curl -s -X POST localhost:8080/predict -H 'Content-Type: application/json' -d @example_request.json
+```
+
+## Build and push the image (Artifact Registry)
+
+```bash
+gcloud artifacts repositories create mlkit --repository-format=docker --location=REGION
+gcloud auth configure-docker REGION-docker.pkg.dev
+docker build -t REGION-docker.pkg.dev/PROJECT/mlkit/{repo}:1 .
+docker push REGION-docker.pkg.dev/PROJECT/mlkit/{repo}:1
+```
+
+## Upload the model and deploy it to an endpoint
+
+```bash
+gcloud ai models upload --region=REGION --display-name={repo} \\
+    --container-image-uri=REGION-docker.pkg.dev/PROJECT/mlkit/{repo}:1 --container-ports=8080
+gcloud ai endpoints create --region=REGION --display-name={repo}
+gcloud ai endpoints deploy-model ENDPOINT_ID --region=REGION --model=MODEL_ID \\
+    --display-name={repo} --machine-type=n1-standard-2 --min-replica-count=1 --max-replica-count=2
+gcloud ai endpoints predict ENDPOINT_ID --region=REGION --json-request=example_request.json
+```
+
+Undeploy the model when you are done (`gcloud ai endpoints undeploy-model`): a deployed model is
+billed by the node-hour even when idle.
+
+"""
+
+
+def _write_azure(out: Path, model: _Model, runtime: str, pins: list[str]) -> str:
+    _copy_mlkit(out / "src" / "mlkit")
+    _write(out / "src" / "score.py", _fill(_SCORE, name=model.name, runtime=runtime))
+    pip = "\n".join(f"      - {p}" for p in pins)
+    _write(out / "environment.yml", f"""# Conda environment of the Azure ML deployment (written by mlkit.cloud.bundle).
+# azureml-inference-server-http is Azure ML's HTTP server: it calls init() and run() in src/score.py.
+# It is not installed where the bundle was written, so it is not pinned: pin it once tested.
+name: {_slug(model.name, 60)}
+channels:
+  - conda-forge
+dependencies:
+  - python={_PYTHON}
+  - pip
+  - pip:
+      - azureml-inference-server-http
+{pip}
+""")
+    endpoint = _slug(model.name, 32)
+    _write(out / "deployment.yml", f"""# A sketch of an Azure ML managed online deployment (written by mlkit.cloud.bundle).
+# Create the endpoint first: az ml online-endpoint create --name {endpoint}
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: blue
+endpoint_name: {endpoint}
+model:
+  path: ./model               # registered as a folder: $AZUREML_MODEL_DIR/model in the container
+code_configuration:
+  code: ./src                 # score.py and the copy of mlkit it imports
+  scoring_script: score.py
+environment:
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+  conda_file: ./environment.yml
+instance_type: Standard_DS3_v2
+instance_count: 1
+""")
+    if model.example is not None:
+        _write(out / "example_request.json", _json_text({"input_data": model.example}))
+    return f"""# {model.name} on an Azure ML managed online endpoint
+
+Written by `mlkit.cloud.bundle(..., target="azure", runtime="{runtime}")`. The commands below
+are text for you to run with your own Azure subscription; mlkit never runs them.
+
+| file | what it is |
+|---|---|
+| `src/score.py` | the scoring script: `init()` loads and verifies the model from `$AZUREML_MODEL_DIR/model`, `run(raw_data)` scores one request |
+| `src/mlkit/` | mlkit's source (it is not on PyPI), imported by `score.py` |
+| `model/` | the verified model, registered as a folder |
+| `environment.yml` | the conda environment: Python {_PYTHON}, Azure ML's inference server, the pinned libraries |
+| `deployment.yml` | a sketch of the managed online deployment (instance type and count are examples) |
+| `example_request.json` | a request: `{{"input_data": {{"columns": [...], "data": [[...]]}}}}` |
+
+The contract: `POST /score` with `{{"input_data": {{"columns": [...], "data": [[...], ...]}}}}` or
+`{{"data": [{{"column": value}}, ...]}}` answers the list of predictions. Azure ML's inference
+server answers 200 with whatever `run()` returns and 500 when it raises, so `run()` never raises
+for bad input: it returns `AMLResponse({{"error": message}}, 400)` (without that package, as in a
+local test, the dict `{{"error": message, "status": 400}}`). Messages never repeat request values.
+
+## Try the scoring script here first
+
+```bash
+pip install azureml-inference-server-http
+AZUREML_MODEL_DIR=$PWD azmlinfsrv --entry_script src/score.py --port 5001
+curl -s -X POST localhost:5001/score -H 'Content-Type: application/json' -d @example_request.json
+```
+
+## Deploy
+
+```bash
+az ml online-endpoint create --name {endpoint} --auth-mode key
+az ml online-deployment create --file deployment.yml --all-traffic
+az ml online-endpoint invoke --name {endpoint} --request-file example_request.json
+az ml online-endpoint delete --name {endpoint}      # when you are done: it is billed by the hour
+```
+
+"""
+
+
+def _write_lambda(out: Path, model: _Model, runtime: str, pins: list[str]) -> str:
+    from mlkit import packaging
+
+    config: dict[str, Any] = {
+        "model_name": model.name,
+        "runtime": runtime,
+        "model_file": model.model_file,
+        "columns": model.columns,
+        "trusted_types": [],
+    }
+    if runtime == "sklearn":
+        found = packaging.types_in(model.folder / model.model_file)
+        untrusted = sorted(found - set(packaging.trusted_types(model.family)))
+        if untrusted:
+            raise packaging.UntrustedTypeError(
+                f"{model.model_file} holds {', '.join(untrusted)}, outside mlkit's allowlist for the "
+                f"{model.family!r} family, so the handler would not load it. Bundle a model made by mlkit.training."
+            )
+        config["trusted_types"] = sorted(found)
+    _write(out / "bundle.json", _json_text(config))
+    _write(out / "handler.py", _HANDLER)
+    why = ("The function's libraries: onnxruntime and numpy only." if runtime == "onnx"
+           else "The function's libraries: scikit-learn (with scipy), skops, pandas, numpy.")
+    _write(out / "requirements.txt", _requirements_txt(pins, why))
+    if model.example is not None:
+        body = json.dumps({"dataframe_split": model.example})
+        _write(out / "example_event.json", _json_text({
+            "version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/predict"}},
+            "body": body, "isBase64Encoded": False,
+        }))
+    function = _slug(model.name, 64)
+    return f"""# {model.name} as an AWS Lambda function behind API Gateway
+
+Written by `mlkit.cloud.bundle(..., target="lambda", runtime="{runtime}")`. The commands below
+are text for you to run with your own AWS account; mlkit never runs them.
+
+| file | what it is |
+|---|---|
+| `handler.py` | `handler(event, context)`; the model is loaded once, at import (the cold start), and verified against its manifest |
+| `bundle.json` | what the handler needs: runtime, signature columns, the skops types mlkit checked |
+| `model/` | the verified model |
+| `requirements.txt` | the function's libraries ({"onnxruntime and numpy" if runtime == "onnx" else "scikit-learn, skops, pandas, numpy"}), pinned |
+| `example_event.json` | an HTTP API (payload 2.0) event, for a test invocation |
+
+The contract: an API Gateway proxy event (REST API payload 1.0 or HTTP API payload 2.0) whose
+JSON body holds one of `dataframe_split`, `dataframe_records`, `instances`, `inputs` (base64
+bodies, `isBase64Encoded`, are decoded) -> `{{"statusCode": 200, "body": "{{\\"predictions\\": [...]}}"}}`;
+bad input -> 400 (405, 413, 415) with a message that never repeats request values.
+
+## Try the handler here first
+
+```bash
+python -c "import json, handler; print(handler.handler(json.load(open('example_event.json')), None))"
+```
+
+## Build the .zip (Linux wheels for Lambda's Python {_PYTHON}, x86_64)
+
+```bash
+pip install -r requirements.txt --target package --platform manylinux2014_x86_64 \\
+    --implementation cp --python-version {_PYTHON} --only-binary=:all:
+cp -r handler.py bundle.json model package/
+(cd package && zip -qr ../function.zip .)
+```
+
+## Deploy
+
+```bash
+aws s3 cp function.zip s3://BUCKET/{function}.zip     # a .zip above 50 MB must go through S3
+aws lambda create-function --function-name {function} --runtime python{_PYTHON} \\
+    --handler handler.handler --code S3Bucket=BUCKET,S3Key={function}.zip \\
+    --role arn:aws:iam::ACCOUNT:role/LAMBDA_ROLE --memory-size 1024 --timeout 30
+aws apigatewayv2 create-api --name {function} --protocol-type HTTP \\
+    --target arn:aws:lambda:REGION:ACCOUNT:function:{function}
+aws lambda add-permission --function-name {function} --statement-id apigateway \\
+    --action lambda:InvokeFunction --principal apigateway.amazonaws.com
+curl -s -X POST https://API_ID.execute-api.REGION.amazonaws.com/ -H 'Content-Type: application/json' \\
+    -d '{{"dataframe_split": {{"columns": [...], "data": [[...]]}}}}'
+```
+
+"""
+
+
+def _size_section(size_bytes: int, dependency_bytes: int, fits: bool | None, notes: list[str]) -> str:
+    """The README's closing section: the figures of the bundle report."""
+    lines = [
+        "## Size",
+        "",
+        f"- bundle files (before this README): {size_bytes / _MB:.1f} MB",
+        f"- installed dependencies: {dependency_bytes / _MB:.1f} MB, measured on the machine that wrote the "
+        "bundle (the files each installed distribution lists in its RECORD)",
+    ]
+    if fits is not None:
+        lines.append(f"- unzipped total: {(size_bytes + dependency_bytes) / _MB:.1f} MB of Lambda's "
+                     f"{LAMBDA_UNZIPPED_LIMIT / _MB:.0f} MB limit: {'fits' if fits else 'does NOT fit'}")
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+_WRITERS = {"sagemaker": _write_sagemaker, "vertex": _write_vertex, "azure": _write_azure, "lambda": _write_lambda}
+
+
+def _libraries(target: str, runtime: str) -> tuple[str, ...]:
+    if target == "lambda":
+        return _LAMBDA_LIBS[runtime]
+    libs = _SERVER_LIBS if target in ("sagemaker", "vertex") else _MODEL_LIBS
+    return libs + (("onnxruntime",) if runtime == "onnx" else ())
+
+
+def _lambda_verdict(runtime: str, model: _Model, size_bytes: int, sizes: dict[str, int]) -> list[str]:
+    """Whether the unzipped function fits Lambda's limit and, when it does not, what to do instead."""
+    dependency_bytes = sum(sizes.values())
+    total, limit = size_bytes + dependency_bytes, LAMBDA_UNZIPPED_LIMIT / _MB
+    if total <= LAMBDA_UNZIPPED_LIMIT:
+        return [f"{total / _MB:.0f} MB unzipped is within Lambda's {limit:.0f} MB limit for a .zip function; "
+                "a .zip above 50 MB must be uploaded through S3."]
+    if runtime == "onnx":
+        return [f"Does not fit: {total / _MB:.0f} MB unzipped is over Lambda's {limit:.0f} MB limit for a .zip "
+                "function; deploy a container image (up to 10 GB)."]
+    onnx = sum(dependency_sizes(_LAMBDA_LIBS["onnx"]).values())
+    fix = ("Rebuild it with runtime='onnx'" if model.has_onnx else
+           "Package the model with ONNX (registry.package(..., onnx=True)) and rebuild it with runtime='onnx'")
+    found, _ = _closure(list(sizes))
+    trimmed = size_bytes + sum(_installed_bytes(dist, trimmed=True) for dist in found.values())
+    return [
+        f"Does not fit: the scikit-learn runtime's dependencies (scikit-learn, scipy, pandas, numpy, skops) are "
+        f"{dependency_bytes / _MB:.0f} MB installed, {total / _MB:.0f} MB unzipped with the bundle, over Lambda's "
+        f"{limit:.0f} MB limit for a .zip function. {fix} (onnxruntime + numpy: {onnx / _MB:.0f} MB installed), "
+        "or deploy a container image (up to 10 GB).",
+        f"Deleting every .pyc file and the libraries' test suites from the .zip would leave {trimmed / _MB:.0f} MB: "
+        "that trick works until a new version grows, and every cold start then compiles the modules again.",
+    ]
+
+
+def _notes(target: str, runtime: str, model: _Model, size_bytes: int, sizes: dict[str, int],
+           missing: list[str]) -> list[str]:
+    """What the report says besides its figures: verdicts, the fix, and how the figures were measured."""
+    biggest = ", ".join(f"{name} {size / _MB:.0f} MB" for name, size in list(sizes.items())[:4])
+    notes = [f"Largest installed dependencies: {biggest}."]
+    if missing:
+        notes.append(f"Not installed here, so not measured: {', '.join(missing)}.")
+    if target == "lambda":
+        notes = _lambda_verdict(runtime, model, size_bytes, sizes) + notes
+        notes.append("The handler imports numpy and onnxruntime only: no pandas, no scikit-learn, no mlkit."
+                     if runtime == "onnx" else "The handler imports scikit-learn, skops, pandas and numpy; not mlkit.")
+    else:
+        notes.append("mlkit's source is copied into the bundle, because mlkit is not on PyPI.")
+    if runtime == "onnx" and model.parity_passed is False:
+        notes.append("The model card says ONNX parity FAILED: the ONNX predictions differ from scikit-learn's; "
+                     "check model/onnx_parity.json before deploying.")
+    notes.append(f"Dependency sizes are measured from this environment's installed distributions (Python {_PYTHON}, "
+                 f"{sys.platform}); the platform's wheels may differ by a few percent.")
+    return notes
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _empty(folder: Path, *, remove: bool) -> None:
+    """Undo a failed bundle: remove the folder it created, or empty the one it was given."""
+    if remove:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def bundle(model: str | os.PathLike, target: str, out_dir: str | os.PathLike, *,
+           runtime: str | None = None) -> BundleReport:
+    """Write a folder that deploys ``model`` on a cloud platform, and report its size.
+
+    Steps: check the arguments; copy the model into ``out_dir/model`` after verifying every
+    file against its manifest (and, for a registered version, the manifest against the
+    registry's record); write the platform's entry point and pinned requirements; measure the
+    bundle and the installed size of its requirements; write a README with the commands to
+    build and deploy it (text only: nothing is run) and those figures.
+
+    ============  =========================================================================
+    target        what the bundle holds
+    ============  =========================================================================
+    sagemaker     ``Dockerfile`` (``ENTRYPOINT ["serve"]``, port 8080), ``serve`` (runs
+                  ``mlkit serve --model /opt/ml/model --host 0.0.0.0 --port 8080``),
+                  ``requirements.txt``, ``mlkit/``, ``model/``, ``README.md``
+    vertex        ``Dockerfile`` (``CMD`` runs ``mlkit serve``, which reads ``AIP_HTTP_PORT``,
+                  ``AIP_HEALTH_ROUTE``, ``AIP_PREDICT_ROUTE``), ``requirements.txt``,
+                  ``mlkit/``, ``model/``, ``README.md``
+    azure         ``src/score.py`` (``init()``, ``run(raw_data)``), ``src/mlkit/``,
+                  ``environment.yml`` (conda), ``deployment.yml``, ``model/``, ``README.md``
+    lambda        ``handler.py`` (``handler(event, context)``), ``bundle.json``,
+                  ``requirements.txt``, ``model/``, ``README.md``
+    ============  =========================================================================
+
+    When the model carries an input example, the bundle also holds a request in the platform's
+    format: ``example_request.json`` (Lambda: an API Gateway ``example_event.json``).
+
+    Parameters
+    ----------
+    model : str or path
+        ``models:/<name>@<alias>``, ``models:/<name>/<version>``, or a folder written by
+        :func:`mlkit.registry.package`.
+    target : str
+        One of :data:`TARGETS`.
+    out_dir : str or path
+        A new (or empty) folder for the bundle.
+    runtime : {"sklearn", "onnx"}, optional
+        How the model runs; default ``"sklearn"``. ``"onnx"`` needs the packaged
+        ``model.onnx``, and makes a Lambda function much smaller (onnxruntime + numpy).
+
+    Returns
+    -------
+    BundleReport
+        The files, their size, the installed size of the requirements, and for Lambda
+        whether the unzipped total fits in :data:`LAMBDA_UNZIPPED_LIMIT`.
+
+    Raises
+    ------
+    ParameterError
+        An unknown target or runtime, an ``out_dir`` that is a file or a non-empty folder,
+        or a ``model`` that is neither a ``models:/`` URI nor a folder.
+    DataError
+        A model folder without ``manifest.json`` (not packaged by mlkit).
+    mlkit.packaging.IntegrityError
+        A model file that does not match its manifest.
+    MlkitError
+        ``runtime="onnx"`` for a model packaged without ONNX.
+
+    Examples
+    --------
+    A bundle needs a packaged model (:func:`mlkit.registry.package`, some seconds)::
+
+        report = bundle("models:/mlkit-finance-fraud@champion", "lambda", "build/lambda", runtime="onnx")
+        print(report)          # the files, their sizes, and whether they fit in Lambda's 250 MB
+        report.fits            # True
+
+    Arguments are checked before anything is read or written:
+
+    >>> bundle("models:/fraud@champion", "heroku", "build/x")
+    Traceback (most recent call last):
+    ...
+    mlkit.errors.ParameterError: Unknown target 'heroku'; choose one of sagemaker, vertex, azure, lambda (e.g. target='sagemaker').
+    """
+    target = _check_choice("target", target, TARGETS, "sagemaker")
+    runtime = _check_choice("runtime", "sklearn" if runtime is None else runtime, BUNDLE_RUNTIMES, "onnx")
+    out = _fresh(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _copy_model(model, out / _MODEL_DIR)
+        facts = _describe_model(out / _MODEL_DIR, runtime)
+        pins = _pinned(_libraries(target, runtime))
+        readme = _WRITERS[target](out, facts, runtime, pins)
+        size_bytes = _folder_bytes(out)
+        sizes, missing = _measure(pins)
+        dependency_bytes = sum(sizes.values())
+        fits = size_bytes + dependency_bytes <= LAMBDA_UNZIPPED_LIMIT if target == "lambda" else None
+        notes = _notes(target, runtime, facts, size_bytes, sizes, missing)
+        _write(out / "README.md", readme.rstrip("\n") + "\n\n" + _size_section(size_bytes, dependency_bytes, fits, notes))
+    except BaseException:
+        _empty(out, remove=created)
+        raise
+    size_bytes = _folder_bytes(out)
+    if fits is not None:
+        fits = size_bytes + dependency_bytes <= LAMBDA_UNZIPPED_LIMIT
+    return BundleReport(target=target, path=out, runtime=runtime, files=_files(out), size_bytes=size_bytes,
+                        dependency_bytes=dependency_bytes, requirements=pins, fits=fits, notes=notes)
+
+
+# ----------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: Any) -> None:
+    """Add ``mlkit bundle``'s options to an argparse parser (the CLI wires the subcommand).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(prog="mlkit bundle")
+    >>> add_arguments(p)
+    >>> args = p.parse_args(["--model", "models:/m@champion", "--target", "lambda", "--out", "b", "--runtime", "onnx"])
+    >>> args.target, args.runtime
+    ('lambda', 'onnx')
+    """
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="models:/NAME@ALIAS, models:/NAME/VERSION, or a folder packaged by mlkit")
+    parser.add_argument("--target", required=True, choices=TARGETS, help="the platform to bundle for")
+    parser.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder for the bundle")
+    parser.add_argument("--runtime", choices=BUNDLE_RUNTIMES, default=None,
+                        help="run the model with scikit-learn (default) or onnxruntime (smaller, for Lambda)")
+
+
+def run_from_args(args: Any) -> int:
+    """Write the bundle ``args`` describe (see :func:`add_arguments`), print its report, return 0.
+
+    A bundle that does not fit Lambda's limit is still written (the report says so and what to
+    do); library errors (:class:`~mlkit.errors.MlkitError`) propagate to the CLI's error boundary.
+    """
+    print(bundle(args.model, args.target, args.out, runtime=args.runtime))
+    return 0

@@ -4,8 +4,11 @@
 checks each row against the model's schema, scores the rows that pass and writes them, in
 input order, to a CSV or Parquet output: the input's columns, ``row`` (the row's number in
 the input, from 0) and ``prediction``. A row the model cannot take (a missing required
-value, text in a numeric column, an infinite number, a fraction in an integer column) is
-not scored: its number, column and reason go to ``<output>.errors.csv``, never its value.
+value, text in a numeric column, an infinite number, a fraction in an integer column, a
+number in a text column) is not scored: its number, column and reason go to
+``<output>.errors.csv``, never its value. The checks are vectorised, one pass per column
+(:func:`check_rows`), and stricter than the server's on one point: a required column
+must hold a value in every row.
 Every row read is either scored or rejected, and the :class:`ScoreReport` counts both.
 
 ``backend="dask"`` scores the chunks on ``dask.distributed`` workers (a local cluster, or
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import logging
 import os
 import sys
@@ -104,10 +106,10 @@ def _numbers(column: Column, values: pd.Series, present: np.ndarray) -> tuple[pd
     ]
     converted = pd.Series(numbers, index=values.index)
     if column.type in INTEGER:
-        finite = np.isfinite(numbers)
-        problems.append((finite & (numbers != np.round(numbers)),
+        whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+        problems.append((np.isfinite(numbers) & ~whole,
                          f"Column {column.name!r} must hold whole numbers ({column.type}); this row holds a fraction."))
-        converted = converted.where(finite).astype("Int64")
+        converted = converted.where(whole).astype("Int64")
     return converted, problems
 
 
@@ -122,15 +124,8 @@ def _flags(column: Column, values: pd.Series, present: np.ndarray) -> tuple[pd.S
 
 
 def _texts(column: Column, values: pd.Series, present: np.ndarray) -> tuple[pd.Series, list]:
-    if isinstance(values.dtype, pd.StringDtype):
-        text = present
-    elif values.dtype == object:
-        text = np.fromiter((isinstance(v, str) for v in values.to_numpy()), dtype=bool, count=len(values))
-    else:  # numbers, dates... in a text column
-        text = np.zeros(len(values), dtype=bool)
-    bad = present & ~text
-    reason = f"Column {column.name!r} must hold text (string); this row holds another type."
-    return values.where(~bad).astype("string"), [(bad, reason)]
+    """Text as it is; numbers and other scalars as their text, as the server casts them (no row is refused)."""
+    return values.astype(object).where(~pd.isna(values), None).map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("string"), []
 
 
 def check_rows(frame: pd.DataFrame, schema: Schema, *, start: int = 0) -> RowCheck:
@@ -167,11 +162,12 @@ def check_rows(frame: pd.DataFrame, schema: Schema, *, start: int = 0) -> RowChe
         if column.name not in frame.columns:  # an optional column left out: the model imputes it
             continue
         values = frame[column.name]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # Parquet dictionary columns: check the values themselves
+            values = values.astype(object)
         present = values.notna().to_numpy()
         check = _numbers if column.numeric else (_flags if column.type == "boolean" else _texts)
         columns[column.name], problems = check(column, values, present)
-        if column.required:
-            problems.append((~present, f"Column {column.name!r} is required but this row has no value."))
+        # A missing value (an empty cell) is not refused: the pipeline imputes it, as the server does.
         for mask, reason in problems:
             rows = np.flatnonzero(mask)
             if rows.size:
@@ -182,14 +178,26 @@ def check_rows(frame: pd.DataFrame, schema: Schema, *, start: int = 0) -> RowChe
     return RowCheck(valid, columns, problems)
 
 
+def _features(check: RowCheck, schema: Schema) -> pd.DataFrame:
+    """The valid rows' schema columns as the model takes them; an optional column left out is all missing."""
+    n = int(check.valid.sum())
+    features = {}
+    for column in schema.columns:
+        values = check.columns.get(column.name)
+        if values is None:
+            features[column.name] = np.full(n, np.nan) if column.numeric else pd.Series([None] * n, dtype=object)
+        else:
+            values = values[check.valid].reset_index(drop=True)
+            features[column.name] = values.astype("float64") if column.numeric else values
+    return pd.DataFrame(features)
+
+
 def _score_chunk(served: ServedModel, frame: pd.DataFrame, start: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check, convert and score one chunk: the scored rows (row, input columns, prediction) and the problems."""
     check = check_rows(frame, served.schema, start=start)
     valid = check.valid
-    numeric = {c.name: "float64" for c in served.schema.columns if c.numeric and c.name in check.columns}
-    features = pd.DataFrame(check.columns, index=frame.index)[valid].astype(numeric)  # what the model takes
     if valid.any():
-        predictions = served.predict_batch(served.schema.from_frame(features))
+        predictions = served.predict_batch(served.schema.from_frame(_features(check, served.schema)))
     else:
         predictions = np.array([], dtype=_EMPTY.get(served.output_type, object))
     out = frame.assign(**check.columns)[valid].reset_index(drop=True)
@@ -227,7 +235,8 @@ def _open_input(path: Path, fmt: str, schema: Schema, chunksize: int) -> tuple[l
         try:
             names = list(pd.read_csv(path, nrows=0).columns)
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DataError(f"{unreadable} ({type(exc).__name__}); check that it is a CSV file with a header row.") from None
+            raise DataError(f"{unreadable} ({type(exc).__name__}); check that it is a CSV file with a header "
+                            "row.") from None
         # Text stays text (ids with leading zeros, codes); the schema's numeric and boolean columns are parsed.
         parsed = {c.name for c in schema.columns if c.numeric or c.type == "boolean"}
         dtypes = {name: str for name in names if name not in parsed}
@@ -243,7 +252,7 @@ def _open_input(path: Path, fmt: str, schema: Schema, chunksize: int) -> tuple[l
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{unreadable} ({type(exc).__name__}); check that it is a Parquet file.") from None
     names = parquet.schema_arrow.names
-    checked = [n for n in names if n in set(schema.names)]
+    checked = [n for n in names if n in schema.names]
 
     def batches():
         for batch in parquet.iter_batches(batch_size=chunksize):
@@ -375,7 +384,8 @@ def _dask_results(chunks, spec: tuple, *, workers: int, scheduler: str | None):
     try:
         window = 2 * max(1, sum(client.nthreads().values()))
         for start, frame in _numbered(chunks):
-            pending.append((len(frame), client.submit(_score_on_worker, spec, frame, start, pure=False)))
+            data = client.scatter(frame, hash=False)  # sent once, beside the task rather than inside its graph
+            pending.append((len(frame), client.submit(_score_on_worker, spec, data, start, pure=False)))
             while len(pending) >= window:
                 n, future = pending.popleft()
                 yield n, future.result()
@@ -437,15 +447,18 @@ def score_file(
         A ``.csv`` or ``.parquet`` file with the model's columns (others are carried along).
     output
         A ``.csv`` or ``.parquet`` file to write: ``row``, the input's columns, ``prediction``,
-        for the scored rows. Rejected rows go to ``<output>.errors.csv`` (row, column,
-        reason), which is always written. Both appear only when scoring finishes.
+        for the scored rows (the model's columns as it read them: numbers as floats). Rejected
+        rows go to ``<output>.errors.csv`` (row, column, reason), which is always written.
+        Both appear only when scoring finishes.
     chunksize
         Rows read, checked and scored at a time; memory grows with it, not with the file.
     backend
         ``"local"`` scores in this process; ``"dask"`` on ``dask.distributed`` workers.
     scheduler
         With ``backend="dask"``, the address of an existing scheduler (e.g.
-        ``tcp://127.0.0.1:8786``); by default a local cluster of ``workers`` processes.
+        ``tcp://127.0.0.1:8786``); by default a local cluster of ``workers`` processes. Each
+        worker loads the model once: from the same folder path, or from the registry at this
+        process's ``MLFLOW_TRACKING_URI``, which the workers must be able to reach.
     runtime
         ``"sklearn"`` or ``"onnx"``.
     progress
@@ -458,7 +471,8 @@ def score_file(
     Returns
     -------
     ScoreReport
-        Rows read, scored and rejected (``scored + rejected == rows``), the paths, the time.
+        Rows read, scored and rejected (``scored + rejected == rows``), the paths, and the
+        wall time (model loading included).
 
     Raises
     ------
@@ -475,7 +489,7 @@ def score_file(
     model = str(model)
     served = load_model(model, runtime=runtime, trust=tuple(trust), allow_pickle=allow_pickle)
     names, total, chunks = _open_input(input, in_fmt, served.schema, chunksize)
-    check_rows(pd.DataFrame(columns=names), served.schema)  # a required column missing: stop before writing
+    check_rows(pd.DataFrame(columns=names), served.schema)  # the header alone: a required column missing stops here
     taken = [c for c in (ROW, PREDICTION) if c in names]
     if taken:
         raise DataError(f"The input already has a column named {', '.join(map(repr, taken))}, which the output "
@@ -490,7 +504,7 @@ def score_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     writer, errors = _Writer(output, out_fmt), _Writer(errors_path, "csv")
     rows = scored = rejected = 0
-    from tqdm import tqdm
+    from tqdm import tqdm  # imported here: a server bundle that never scores files need not ship it
 
     bar = tqdm(total=total, unit="row", unit_scale=True, desc="scoring", file=sys.stderr, disable=not progress)
     try:
@@ -530,8 +544,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes of a local cluster (default: 2)")
     parser.add_argument("--runtime", choices=RUNTIMES, default="sklearn", help="scikit-learn or onnxruntime")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--trust", action="append", metavar="TYPE", help="a plain MLflow skops model: also trust this type")
-    parser.add_argument("--allow-pickle", action="store_true", help="a plain MLflow pickle model you made yourself: load it")
+    parser.add_argument("--trust", action="append", metavar="TYPE",
+                        help="a plain MLflow skops model: also trust this type")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="a plain MLflow pickle model you made yourself: load it")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
