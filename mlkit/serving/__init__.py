@@ -35,6 +35,12 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
 
     port = int(os.environ.get("AIP_HTTP_PORT", port))  # Vertex AI tells the container its port
     _stop_with_parent()
+    # One-row predictions: an OpenMP team per call (gradient boosting) costs more than it saves, and on
+    # a busy machine its threads wait for each other for hundreds of milliseconds.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     config = {"model": str(model), "runtime": runtime, "name": name, "trust": list(trust), "allow_pickle": allow_pickle}
     if workers > 1:
         os.environ["MLKIT_SERVE_CONFIG"] = json.dumps(config)
@@ -79,6 +85,9 @@ def app_from_env():
     import json
     import os
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # see serve()
     config = json.loads(os.environ["MLKIT_SERVE_CONFIG"])
     served = load_model(config["model"], runtime=config["runtime"], name=config["name"],
                         trust=tuple(config["trust"]), allow_pickle=config["allow_pickle"])
