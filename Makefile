@@ -73,6 +73,7 @@ notebooks: $(STAMP)
 ## Benchmarks, side by side with the anchor tools (see benchmarks/README.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/serving.py --rounds 3
 
 ## Rewrite datasets/ from the generators and refresh datasets/MANIFEST.
 datasets: $(STAMP)
