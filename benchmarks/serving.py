@@ -29,7 +29,6 @@ import math
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from mlkit.serving.lifecycle import stop_process_group as _stop  # the server's whole process group
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -102,18 +103,6 @@ def build_model(out: Path) -> dict:
 # --------------------------------------------------------------------------- servers
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, SIGKILL it after 10 s (uvicorn's workers are in the group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # a worker that outlived its parent
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

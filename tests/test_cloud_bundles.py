@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import pytest
 from mlkit import cloud, datasets, packaging, registry, training, usecases
 from mlkit.errors import DataError, MlkitError, ParameterError
 from mlkit.serving import free_port
+from mlkit.serving.lifecycle import stop_process_group
 
 SECRET = "SECRET-4711"  # a value that must never come back in an error message
 VERTEX_HEALTH = "/v1/endpoints/1/deployedModels/2"
@@ -138,14 +138,7 @@ def server(cmd: list[str], *, cwd: Path, env: dict[str, str], port: int, health:
             time.sleep(0.2)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
         os.unlink(log.name)
     time.sleep(0.2)

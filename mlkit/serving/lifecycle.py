@@ -26,7 +26,7 @@ from typing import Iterator
 
 from mlkit.errors import MlkitError
 
-__all__ = ["running", "free_port", "ServerError"]
+__all__ = ["running", "free_port", "stop_process_group", "ServerError"]
 
 
 class ServerError(MlkitError):
@@ -40,19 +40,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
+def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM a server started with ``start_new_session=True`` and its whole group; SIGKILL after ``grace`` s.
+
+    The group is killed once more at the end, for a uvicorn worker that outlived its parent.
+    """
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -114,7 +117,7 @@ def running(
             time.sleep(0.2)
         yield url
     finally:
-        _stop(proc)
+        stop_process_group(proc)
         log.close()
         with contextlib.suppress(OSError):
             os.unlink(log.name)
