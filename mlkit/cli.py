@@ -207,8 +207,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise MlkitError(f"--workers must be at least 1, got {args.workers}.")
     print(f"mlkit serve: {args.model} on http://{args.host}:{args.port} (runtime {args.runtime}, "
           f"{args.workers} worker(s)); /docs lists the routes", file=sys.stderr)
+    if args.max_batch_rows < 1:
+        raise MlkitError(f"--max-batch-rows must be at least 1, got {args.max_batch_rows}.")
     serving.serve(args.model, host=args.host, port=args.port, runtime=args.runtime, name=args.name,
-                  workers=args.workers, trust=tuple(args.trust or ()), allow_pickle=args.allow_pickle)
+                  workers=args.workers, trust=tuple(args.trust or ()), allow_pickle=args.allow_pickle,
+                  micro_batch=args.micro_batch, max_batch_rows=args.max_batch_rows)
     return 0
 
 
@@ -275,6 +278,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
     p.add_argument("--trust", action="append", metavar="TYPE", help="a plain MLflow skops model: also trust this type")
     p.add_argument("--allow-pickle", action="store_true", help="a plain MLflow pickle model you made yourself: load it")
+    p.add_argument("--no-micro-batch", dest="micro_batch", action="store_false",
+                   help="score every request alone instead of merging requests that arrive together")
+    p.add_argument("--max-batch-rows", type=int, default=256, metavar="N",
+                   help="micro-batching: the most rows scored in one model call (default: 256)")
     p.set_defaults(func=_cmd_serve)
 
     from mlkit import cloud

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -245,6 +246,27 @@ def test_metrics_count_requests_errors_and_model(server):
     assert 'mlkit_request_errors_total{contract="mlflow",status="400"}' in text
     assert "mlkit_request_latency_seconds_bucket" in text
     assert 'mlkit_model_info{name="fraud",runtime="sklearn",version="local"} 1.0' in text
+
+
+def test_concurrent_single_row_requests_are_micro_batched_and_each_gets_its_own_answer(server, fraud):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def merged_calls() -> tuple[float, float]:
+        text = httpx.get(server + "/metrics").text
+        count = float(re.search(r"^mlkit_requests_per_model_call_count (\S+)$", text, re.M).group(1))
+        total = float(re.search(r"^mlkit_requests_per_model_call_sum (\S+)$", text, re.M).group(1))
+        return count, total
+
+    records = _records(fraud["X"], 160)
+    expected = fraud["model"].predict(fraud["X"].head(160)).tolist()
+    calls0, requests0 = merged_calls()
+    with httpx.Client() as one, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda r: one.post(server + "/invocations", json={"dataframe_records": [r]}), records))
+    assert [a.status_code for a in answers] == [200] * 160
+    assert [a.json()["predictions"][0] for a in answers] == expected  # each request its own row's prediction
+    calls, requests = merged_calls()
+    assert requests - requests0 == 160
+    assert calls - calls0 < 160  # some model calls served several requests
 
 
 def test_openapi_docs_list_every_contract(server):

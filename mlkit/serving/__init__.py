@@ -26,8 +26,13 @@ def load_model(*args, **kwargs):
 
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str = "sklearn",
-          name: str | None = None, workers: int = 1, trust: tuple[str, ...] = (), allow_pickle: bool = False) -> None:
-    """Load ``model`` and serve it with uvicorn until interrupted (what ``mlkit serve`` runs)."""
+          name: str | None = None, workers: int = 1, trust: tuple[str, ...] = (), allow_pickle: bool = False,
+          micro_batch: bool = True, max_batch_rows: int = 256) -> None:
+    """Load ``model`` and serve it with uvicorn until interrupted (what ``mlkit serve`` runs).
+
+    ``micro_batch`` scores requests that arrive together in one model call of at most
+    ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`).
+    """
     import json
     import os
 
@@ -41,14 +46,30 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    config = {"model": str(model), "runtime": runtime, "name": name, "trust": list(trust), "allow_pickle": allow_pickle}
+    from mlkit.serving import protocol
+
+    config = {"model": str(model), "runtime": runtime, "name": name, "trust": list(trust), "allow_pickle": allow_pickle,
+              "micro_batch": micro_batch, "max_batch_rows": max_batch_rows}
+    options = {"host": host, "port": port, "http": protocol.best(), "loop": "auto", "log_level": "warning", "access_log": False}
     if workers > 1:
         os.environ["MLKIT_SERVE_CONFIG"] = json.dumps(config)
-        uvicorn.run("mlkit.serving:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False)
+        uvicorn.run("mlkit.serving:app_from_env", factory=True, workers=workers, **options)
         return
-    served = load_model(model, runtime=runtime, name=name, trust=tuple(trust), allow_pickle=allow_pickle)
-    uvicorn.run(create_app(served), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(_app(config), **options)
+
+
+def _app(config: dict):
+    """Load the model, build the app, and take what was loaded out of the garbage collector's sight."""
+    import gc
+
+    served = load_model(config["model"], runtime=config["runtime"], name=config["name"],
+                        trust=tuple(config["trust"]), allow_pickle=config["allow_pickle"])
+    app = create_app(served, micro_batch=config["micro_batch"], max_batch_rows=config["max_batch_rows"])
+    # The model, pandas and scikit-learn are hundreds of thousands of long-lived objects; a full
+    # collection that walks them all stalls a request for tens of milliseconds. Freeze them.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def _stop_with_parent() -> None:
@@ -88,7 +109,4 @@ def app_from_env():
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # see serve()
-    config = json.loads(os.environ["MLKIT_SERVE_CONFIG"])
-    served = load_model(config["model"], runtime=config["runtime"], name=config["name"],
-                        trust=tuple(config["trust"]), allow_pickle=config["allow_pickle"])
-    return create_app(served)
+    return _app(json.loads(os.environ["MLKIT_SERVE_CONFIG"]))

@@ -26,6 +26,7 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from mlkit.serving.batching import MicroBatcher
 from mlkit.serving.model import ServedModel
 from mlkit.serving.schema import Batch, InputError, finite_json
 
@@ -66,6 +67,8 @@ class _Metrics:
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                                  registry=self.registry)
         self.rows = Counter("mlkit_predicted_rows_total", "Rows scored.", ["contract"], registry=self.registry)
+        self.merged = Histogram("mlkit_requests_per_model_call", "Requests scored together in one model call "
+                                "(micro-batching).", buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
         info = Gauge("mlkit_model_info", "The model being served (value 1).", ["name", "version", "runtime"],
                      registry=self.registry)
         info.labels(served.name, served.version, served.runtime).set(1)
@@ -219,8 +222,13 @@ def _csv_batch(served: ServedModel, raw: bytes) -> Batch:
 # --------------------------------------------------------------------------- the app
 
 
-def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_predict: str | None = None) -> FastAPI:
-    """The server for one model, with every contract's routes (see the module docstring)."""
+def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_predict: str | None = None,
+               micro_batch: bool = True, max_batch_rows: int = 256) -> FastAPI:
+    """The server for one model, with every contract's routes (see the module docstring).
+
+    With ``micro_batch`` (the default), requests that arrive together are scored in one
+    model call of at most ``max_batch_rows`` rows (:mod:`mlkit.serving.batching`).
+    """
     from mlkit import __version__
 
     app = FastAPI(
@@ -231,6 +239,13 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     )
     metrics = _Metrics(served)
     app.state.served, app.state.metrics = served, metrics
+    if micro_batch:
+        batcher = MicroBatcher(served.predict_batch, max_batch_rows, on_batch=metrics.merged.observe)
+        predict = batcher.predict
+    else:
+        async def predict(batch: Batch) -> list:
+            metrics.merged.observe(1)
+            return served.predict(batch)
 
     def scored(contract: str, error: Callable[[InputError], Response], run: Callable[[], Any]):
         async def handler(request: Request) -> Response:
@@ -266,7 +281,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = _parquet_batch(served, raw)
         else:
             batch = _mlflow_batch(served, _json(raw))
-        return {"predictions": served.predict(batch)}, batch.n
+        return {"predictions": await predict(batch)}, batch.n
 
     mlflow.add_api_route("/invocations", scored("mlflow", mlflow_error, invocations), methods=["POST"],
                          summary="Score rows (MLflow's JSON formats or CSV); SageMaker's /invocations")
@@ -301,7 +316,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = served.schema.from_records(instances, payload.get("parameters"))
         else:
             batch = served.schema.from_rows(instances, None, payload.get("parameters"))
-        return {"predictions": served.predict(batch)}, batch.n
+        return {"predictions": await predict(batch)}, batch.n
 
     vertex.add_api_route(health_route, lambda: JSONResponse({}), methods=["GET"], summary="Vertex AI health check")
     vertex.add_api_route(predict_route, scored("vertex", vertex_error, vertex_predict_), methods=["POST"],
@@ -327,7 +342,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = served.schema.from_records(data) if data and all(isinstance(r, dict) for r in data) else served.schema.from_rows(data)
         else:
             raise InputError('The request must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [{...}]}.')
-        return served.predict(batch), batch.n
+        return await predict(batch), batch.n
 
     azure.add_api_route("/", lambda: PlainTextResponse("Healthy"), methods=["GET"], summary="Azure ML liveness")
     azure.add_api_route("/score", scored("azure", azure_error, score), methods=["POST"],
@@ -374,7 +389,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
                 raise InputError(f"Input {tensor['name']!r}: its shape does not match the number of values in data.")
             columns[tensor["name"]] = tensor["data"]
         batch = served.schema.from_columns(columns, payload.get("parameters"))
-        predictions = served.predict(batch)
+        predictions = await predict(batch)
         output = {"name": "predictions", "shape": [len(predictions)],
                   "datatype": datatypes.get(served.output_type, "BYTES"), "data": predictions}
         body = {"model_name": served.name, "model_version": served.version, "outputs": [output]}
