@@ -49,7 +49,7 @@ system-deps:
 ## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation, browser.
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest tests mlkit notebooks --doctest-modules --nbval \
-	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=25
 
 ## Unit tests only (no notebook execution).
 test-fast: $(STAMP)

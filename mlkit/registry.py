@@ -464,9 +464,9 @@ def download(uri: str | Path, dst: str | Path) -> tuple[Path, Any]:
     ``uri`` is ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or a local folder.
     For a registered version the manifest must also match the sha256 recorded at registration.
     """
-    import mlflow
-
     if isinstance(uri, str) and uri.startswith("models:/"):
+        import mlflow  # only here: a server loading a folder starts without MLflow's import (about a second)
+
         name, alias, number = _parse_uri(uri)
         mv = _version(name, alias, number)
         client()
