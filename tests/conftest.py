@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -22,6 +23,12 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_STORE / 'mlflow.db'}"
 # One OpenMP thread per process: tests and notebook kernels run side by side on 2 cores, and
 # gradient boosting's threads fighting over them make a 3-second test take minutes.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# A shell that starts `make test &` in the background (no job control) starts it with Ctrl-C
+# ignored, and every process inherits that. The tests of Ctrl-C (mlkit batch, running()) need the
+# normal behaviour: restore it, in this process and (reset on exec) in the processes it starts.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 _real_connect = socket.socket.connect

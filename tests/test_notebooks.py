@@ -58,6 +58,17 @@ def test_notebook_follows_the_conventions(path):
     assert str(ROOT) not in stored, "no absolute paths in committed outputs"
 
 
+def _csv_runs(nb: Path) -> tuple[str, ...]:
+    """The users' CSVs a notebook runs on in the smoke grid.
+
+    Notebooks 01-04 build the model, where a CSV's quirks matter: all three. The later ones
+    take the packaged model and deploy or watch it; the use cases already cover binary
+    classification and regression there, so they run on the one case the use cases lack:
+    multiclass string labels (iris). This keeps the grid inside the suite's time budget.
+    """
+    return ("csv-biopsies", "csv-iris", "csv-diabetes") if nb.name[:2] <= "04" else ("csv-iris",)
+
+
 def _run_params(nb: Path, out: Path) -> dict:
     """Where a smoke run writes: its output folder, and its own MLflow store if the notebook has one."""
     params = {"smoke": True, "output_dir": str(out)}
@@ -73,7 +84,7 @@ def _jobs(tmp: Path, csvs: dict[str, dict]) -> list[tuple[str, str, dict]]:
             out = tmp / f"{nb.stem}-{uc.id}"
             jobs.append((str(nb), str(out) + ".ipynb", {"use_case": uc.id, **_run_params(nb, out)}))
     for name, params in csvs.items():
-        for nb in CORE:
+        for nb in [nb for nb in CORE if name in _csv_runs(nb)]:
             out = tmp / f"{nb.stem}-{name}"
             jobs.append((str(nb), str(out) + ".ipynb", {**params, **_run_params(nb, out)}))
     return jobs
@@ -116,7 +127,8 @@ def _grid_ids() -> list[str]:
     ids = []
     for uc in usecases.all_use_cases():
         ids += [f"{nb.stem}-{uc.id}" for nb in [START] + (CORE if uc.supervised else [])]
-    ids += [f"{nb.stem}-{name}" for name in ("csv-biopsies", "csv-iris", "csv-diabetes") for nb in CORE]
+    ids += [f"{nb.stem}-{name}" for name in ("csv-biopsies", "csv-iris", "csv-diabetes") for nb in CORE
+            if name in _csv_runs(nb)]
     return ids
 
 
