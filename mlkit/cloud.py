@@ -1147,8 +1147,19 @@ def _installed_bytes(dist: Any, *, trimmed: bool = False) -> int:
     """Sum of the sizes of the files a distribution's RECORD lists, as installed.
 
     ``trimmed`` leaves out compiled ``.pyc`` files and the libraries' own test suites, which a
-    deployment can strip by hand (a common, fragile trick for Lambda).
+    deployment can strip by hand (a common, fragile trick for Lambda). Measured once per
+    installed distribution and version, then remembered (several bundles share libraries).
     """
+    key = (str(dist.locate_file("")), dist.metadata["Name"], dist.version, trimmed)
+    if key not in _SIZES:
+        _SIZES[key] = _sum_record(dist, trimmed)
+    return _SIZES[key]
+
+
+_SIZES: dict[tuple[str, str, str, bool], int] = {}
+
+
+def _sum_record(dist: Any, trimmed: bool) -> int:
     total = 0
     for file in dist.files or []:
         if trimmed and (file.suffix == ".pyc" or {"tests", "testing"} & set(file.parts)):
