@@ -93,10 +93,11 @@ def tracking_uri() -> str:
     Examples
     --------
     >>> import os
-    >>> os.environ.pop("MLFLOW_TRACKING_URI", None) is None or True
-    True
+    >>> saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
     >>> tracking_uri().endswith(".mlkit/mlflow.db")
     True
+    >>> if saved is not None:
+    ...     os.environ["MLFLOW_TRACKING_URI"] = saved
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if uri:

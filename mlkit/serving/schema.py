@@ -197,9 +197,14 @@ class Schema:
         return out
 
     def _batch(self, columns: Mapping[str, Sequence[Any]], n: int, params: Mapping[str, Any] | None) -> Batch:
-        self._missing(columns)
         if n == 0:
+            try:
+                self._missing(columns)
+            except InputError as exc:  # no rows, so no columns either: say the first thing first
+                raise InputError(f"The request holds no rows; send at least one row with the columns "
+                                 f"{self.describe()}.", status=exc.status, code=exc.code) from None
             raise InputError("The request holds no rows; send at least one.")
+        self._missing(columns)
         out: dict[str, np.ndarray] = {}
         for column in self.columns:
             values = columns.get(column.name)
