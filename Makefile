@@ -22,12 +22,15 @@ $(STAMP): requirements.lock pyproject.toml
 course: $(STAMP)
 	$(BIN)/mlkit course --out build
 
-## System packages a test tier needs: Debian's chromium for the browser tier (tests/test_browser.py).
-## Installed with apt-get when missing and the machine allows it (root with apt-get, as on CI);
-## elsewhere a loud message says how to enable the tier and `make test` goes on (the tier skips,
-## and under CI=true a skip fails the run). A no-op when chromium is already there.
+## System packages a test tier needs: Debian's chromium for the browser tier (tests/test_browser.py),
+## Debian's postgresql for the services tier (tests/test_prediction_log.py starts its own server on
+## loopback in a temporary folder, so the package's default cluster is not created: no service is
+## left running). Installed with apt-get when missing and the machine allows it (root with apt-get,
+## as on CI); elsewhere a loud message says how to enable the tier and `make test` goes on (the tier
+## skips, and under CI=true a skip fails the run). A no-op when both are already there.
 CHROMIUM := /usr/bin/chromium
 APT_LOG  := $${TMPDIR:-/tmp}/mlkit-system-deps.log
+PG_FOUND := { command -v initdb && command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl; } >/dev/null 2>&1
 system-deps:
 	@if [ -x $(CHROMIUM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -44,6 +47,26 @@ system-deps:
 	  echo "*** system-deps: $(CHROMIUM) is missing and this is not root with apt-get:" >&2; \
 	  echo "*** the BROWSER TIER (tests/test_browser.py) WILL BE SKIPPED. To enable it:" >&2; \
 	  echo "***   sudo apt-get install --no-install-recommends chromium   (Debian's package; no browser download)" >&2; \
+	fi
+	@if $(PG_FOUND); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "system-deps: installing Debian's postgresql for the PostgreSQL tests (apt-get, log in $(APT_LOG))"; \
+	  mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo "create_main_cluster = off  # mlkit: the tests start their own server" \
+	    > /etc/postgresql-common/createcluster.d/mlkit-no-main-cluster.conf; \
+	  if DEBIAN_FRONTEND=noninteractive apt-get update -qq >>$(APT_LOG) 2>&1 && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >>$(APT_LOG) 2>&1 && \
+	     $(PG_FOUND); then \
+	    echo "system-deps: $$($$(ls /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1) --version)"; \
+	  else \
+	    tail -n 20 $(APT_LOG); \
+	    echo "*** system-deps: apt-get could not install postgresql: the POSTGRESQL TIER WILL BE SKIPPED (see $(APT_LOG))." >&2; \
+	  fi; \
+	else \
+	  echo "*** system-deps: PostgreSQL's initdb/pg_ctl are missing and this is not root with apt-get:" >&2; \
+	  echo "*** the POSTGRESQL TIER (tests/test_prediction_log.py) WILL BE SKIPPED. To enable it:" >&2; \
+	  echo "***   sudo apt-get install --no-install-recommends postgresql   (Debian's package)" >&2; \
+	  echo "*** or set MLKIT_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST:PORT/DB to use a running server." >&2; \
 	fi
 
 ## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation, browser.

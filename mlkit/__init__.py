@@ -34,6 +34,7 @@ _SUBMODULES = (
     "evaluation",
     "fingerprint",
     "grid",
+    "monitoring",
     "onnx_export",
     "packaging",
     "parameters",

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # session, and every kernel it starts (nbval, the smoke grid), uses a fresh SQLite file.
 _STORE = Path(tempfile.mkdtemp(prefix="mlkit-test-mlflow-"))
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_STORE / 'mlflow.db'}"
+os.environ["MLKIT_LOG_DB"] = f"sqlite:///{_STORE / 'predictions.db'}"  # nor a learner's prediction log
 # One OpenMP thread per process: tests and notebook kernels run side by side on 2 cores, and
 # gradient boosting's threads fighting over them make a 3-second test take minutes.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

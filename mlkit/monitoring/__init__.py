@@ -1,0 +1,14 @@
+"""Monitoring: the prediction log, drift statistics with window-calibrated thresholds,
+performance over time, alerts and reports.
+
+Submodules (imported on use, so ``import mlkit.monitoring`` stays light):
+
+- :mod:`mlkit.monitoring.drift`: PSI, Kolmogorov-Smirnov, Wasserstein, Jensen-Shannon and
+  chi-square per column, dataset drift, multiple-testing corrections, and thresholds
+  calibrated by bootstrap to the window size.
+- :mod:`mlkit.monitoring.store`: the prediction log (SQLAlchemy; SQLite in WAL mode by
+  default, PostgreSQL by URL), with a batching background writer and delayed labels.
+
+``monitoring`` never imports ``serving``: the server writes to the log through the public
+API of :mod:`mlkit.monitoring.store`.
+"""
