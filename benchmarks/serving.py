@@ -139,13 +139,21 @@ def _pings(url: str) -> bool:
         return False
 
 
+PREDICTION_LOG = True  # main() turns it off with --no-log
+
+
 def server(kind: str, folder: Path, workers: int, log: Path):
-    """The context manager that runs ``kind`` ("mlflow", "mlkit-sklearn", "mlkit-onnx")."""
+    """The context manager that runs ``kind`` ("mlflow", "mlkit-sklearn", "mlkit-onnx").
+
+    mlkit's servers run as ``mlkit serve`` does by default: every prediction written to the
+    prediction log (here a fresh SQLite file beside the server's log) before it is answered.
+    """
     if kind == "mlflow":
         return mlflow_server(folder, workers, log)
     from mlkit.serving import running
 
-    return running(folder, runtime=kind.removeprefix("mlkit-"), workers=workers, timeout=120)
+    extra = ("--log-db", f"sqlite:///{log.with_suffix('.predictions.db')}") if PREDICTION_LOG else ("--no-log",)
+    return running(folder, runtime=kind.removeprefix("mlkit-"), workers=workers, timeout=120, extra_args=extra)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -262,7 +270,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured wrk seconds before each run")
     parser.add_argument("--rounds", type=int, default=1, help="turns per server; the table shows medians")
     parser.add_argument("--quick", action="store_true", help="5 s per server, 1 s warm-up, one round")
+    parser.add_argument("--no-log", action="store_true", help="mlkit serve --no-log: no prediction log")
     args = parser.parse_args()
+    global PREDICTION_LOG
+    PREDICTION_LOG = not args.no_log
     if args.quick:
         args.seconds, args.warmup, args.rounds = 5, 1, 1
     if shutil.which("wrk") is None:
@@ -286,6 +297,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"single-row dataframe_split POST /invocations, finance-fraud boosting; wrk -t{THREADS} -c{CONNECTIONS} "
           f"-d{args.seconds}s after {args.warmup} s warm-up, median of {args.rounds} round(s); "
+          f"mlkit {'logging every prediction (durable SQLite)' if PREDICTION_LOG else 'without the prediction log'}; "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")
     print(format_table(results))
     wrong = [r for r in results if "error" in r or r.get("failed")]

@@ -27,11 +27,14 @@ def load_model(*args, **kwargs):
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str = "sklearn",
           name: str | None = None, workers: int = 1, trust: tuple[str, ...] = (), allow_pickle: bool = False,
-          micro_batch: bool = True, max_batch_rows: int = 256) -> None:
+          micro_batch: bool = True, max_batch_rows: int = 256, log: bool = True, log_db: str | None = None) -> None:
     """Load ``model`` and serve it with uvicorn until interrupted (what ``mlkit serve`` runs).
 
     ``micro_batch`` scores requests that arrive together in one model call of at most
-    ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`).
+    ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`). With ``log`` (the default)
+    every prediction is written to the prediction log at ``log_db`` (a SQLAlchemy URL or a
+    SQLite file; default ``$MLKIT_LOG_DB``, else ``.mlkit/predictions.db``) before it is
+    answered; see :mod:`mlkit.monitoring.store`.
     """
     import json
     import os
@@ -49,7 +52,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
     from mlkit.serving import protocol
 
     config = {"model": str(model), "runtime": runtime, "name": name, "trust": list(trust), "allow_pickle": allow_pickle,
-              "micro_batch": micro_batch, "max_batch_rows": max_batch_rows}
+              "micro_batch": micro_batch, "max_batch_rows": max_batch_rows, "log": log, "log_db": log_db}
     options = {"host": host, "port": port, "http": protocol.best(), "loop": "auto", "log_level": "warning", "access_log": False}
     if workers > 1:
         os.environ["MLKIT_SERVE_CONFIG"] = json.dumps(config)
@@ -64,7 +67,14 @@ def _app(config: dict):
 
     served = load_model(config["model"], runtime=config["runtime"], name=config["name"],
                         trust=tuple(config["trust"]), allow_pickle=config["allow_pickle"])
-    app = create_app(served, micro_batch=config["micro_batch"], max_batch_rows=config["max_batch_rows"])
+    logger = None
+    if config.get("log", True):
+        from mlkit.monitoring.store import PredictionLogger
+
+        # durable: a request is answered only once its prediction is committed (group commit),
+        # so a killed server leaves every answered prediction in the log. A bad URL fails here.
+        logger = PredictionLogger(config.get("log_db"), durable=True)
+    app = create_app(served, micro_batch=config["micro_batch"], max_batch_rows=config["max_batch_rows"], logger=logger)
     # The model, pandas and scikit-learn are hundreds of thousands of long-lived objects; a full
     # collection that walks them all stalls a request for tens of milliseconds. Freeze them.
     gc.collect()

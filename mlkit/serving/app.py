@@ -26,6 +26,7 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from mlkit.errors import ParameterError
 from mlkit.serving.batching import MicroBatcher
 from mlkit.serving.model import ServedModel
 from mlkit.serving.schema import Batch, InputError, finite_json
@@ -67,6 +68,9 @@ class _Metrics:
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                                  registry=self.registry)
         self.rows = Counter("mlkit_predicted_rows_total", "Rows scored.", ["contract"], registry=self.registry)
+        self.logged = Counter("mlkit_logged_rows_total", "Rows written to the prediction log.", registry=self.registry)
+        self.log_errors = Counter("mlkit_log_errors_total", "Requests refused (503) because the prediction log "
+                                  "could not record them.", registry=self.registry)
         self.merged = Histogram("mlkit_requests_per_model_call", "Requests scored together in one model call "
                                 "(micro-batching).", buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
         info = Gauge("mlkit_model_info", "The model being served (value 1).", ["name", "version", "runtime"],
@@ -219,33 +223,116 @@ def _csv_batch(served: ServedModel, raw: bytes) -> Batch:
     return served.schema.from_frame(frame)
 
 
+# --------------------------------------------------------------------------- the prediction log
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+
+
+def _request_id(request: Request) -> str:
+    """The client's ``X-Request-ID`` when it is a plain id (at most 100 of ``A-Z a-z 0-9 . _ : -``), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 100 and set(given) <= _ID_CHARS:
+        return given
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _log_records(batch: Batch, predictions: list, ids: list[str], served: ServedModel, served_by: str) -> list[dict]:
+    """One prediction-log record per row: the row's features (NaN as null), its prediction, who served it."""
+    names = list(batch.columns)
+    columns = []
+    for name in names:
+        values = batch.columns[name]
+        if values.dtype.kind == "f":
+            values = np.where(np.isnan(values), None, values.astype(object))
+        else:
+            values = np.where(values == values, values, None)  # NaN in a text column -> null
+        columns.append(values.tolist())
+    return [
+        {"request_id": rid, "model": served.name, "model_version": served.version, "served_by": served_by,
+         "features": dict(zip(names, row)), "prediction": prediction}
+        for rid, row, prediction in zip(ids, zip(*columns), predictions)
+    ]
+
+
+def _feedback_labels(payload: Any) -> dict[str, Any]:
+    """``{"labels": {id: label, ...}}`` or ``{"labels": [{"request_id": id, "label": label}, ...]}``."""
+    labels = payload.get("labels") if isinstance(payload, dict) else None
+    if isinstance(labels, list) and all(isinstance(r, dict) and isinstance(r.get("request_id"), str) and "label" in r
+                                        for r in labels):
+        labels = {r["request_id"]: r["label"] for r in labels}
+    if not isinstance(labels, dict) or not labels:
+        raise InputError('Send {"labels": {"<request id>": <label>, ...}} or {"labels": [{"request_id": "...", '
+                         '"label": ...}, ...]}, with at least one label.')
+    if any(v is None or isinstance(v, (dict, list)) for v in labels.values()):
+        raise InputError("Each label must be a single value (a number, a string or a boolean), not null, a list or an object.")
+    return labels
+
+
 # --------------------------------------------------------------------------- the app
 
 
 def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_predict: str | None = None,
-               micro_batch: bool = True, max_batch_rows: int = 256) -> FastAPI:
+               micro_batch: bool = True, max_batch_rows: int = 256, logger: Any = None) -> FastAPI:
     """The server for one model, with every contract's routes (see the module docstring).
 
     With ``micro_batch`` (the default), requests that arrive together are scored in one
     model call of at most ``max_batch_rows`` rows (:mod:`mlkit.serving.batching`).
+
+    With ``logger`` (a :class:`mlkit.monitoring.store.PredictionLogger`), every scored row
+    is written to the prediction log before its answer is sent, and ``POST /feedback``
+    attaches true outcomes to logged predictions by request id. The answer carries the id
+    in its ``X-Request-ID`` header (the client's own, if it sent a valid one); row ``i`` of
+    a request of several rows is logged as ``<id>-<i>``. The server closes the logger
+    (flushing it) when it stops.
     """
+    import contextlib as _contextlib
+
     from mlkit import __version__
+
+    @_contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if logger is not None:
+            logger.close()
 
     app = FastAPI(
         title=f"mlkit serve: {served.name}",
         version=__version__,
         description=f"Model {served.name!r} version {served.version} ({served.task}, runtime {served.runtime}). "
-        f"Input columns: {served.schema.describe()}.",
+        f"Input columns: {served.schema.describe()}."
+        + (" Predictions are logged; POST /feedback attaches outcomes." if logger is not None else ""),
+        lifespan=lifespan,
     )
     metrics = _Metrics(served)
-    app.state.served, app.state.metrics = served, metrics
+    app.state.served, app.state.metrics, app.state.logger = served, metrics, logger
     if micro_batch:
         batcher = MicroBatcher(served.predict_batch, max_batch_rows, on_batch=metrics.merged.observe)
-        predict = batcher.predict
+        score_rows = batcher.predict
     else:
-        async def predict(batch: Batch) -> list:
+        async def score_rows(batch: Batch) -> list:
             metrics.merged.observe(1)
             return served.predict(batch)
+
+    served_by = f"mlkit-{served.runtime}"
+
+    async def predict(batch: Batch, request: Request) -> list:
+        """Score a batch and, with a logger, write its rows to the prediction log before answering."""
+        predictions = await score_rows(batch)
+        if logger is not None:
+            rid = _request_id(request)
+            request.state.request_id = rid
+            ids = [rid] if batch.n == 1 else [f"{rid}-{i}" for i in range(batch.n)]
+            try:
+                await logger.alog(_log_records(batch, predictions, ids, served, served_by))
+            except Exception:  # the database is down or full: no answer goes out unlogged
+                log.exception("the prediction log could not record a request")
+                metrics.log_errors.inc()
+                raise InputError("The prediction log could not record this request, so it was not answered; "
+                                 "try again shortly.", status=503, code="TEMPORARILY_UNAVAILABLE") from None
+            metrics.logged.inc(batch.n)
+        return predictions
 
     def scored(contract: str, error: Callable[[InputError], Response], run: Callable[[], Any]):
         async def handler(request: Request) -> Response:
@@ -253,6 +340,9 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             try:
                 body, rows = await run(request)
                 response = JSONResponse(body)
+                rid = getattr(request.state, "request_id", None)
+                if rid is not None:
+                    response.headers["X-Request-ID"] = rid
             except InputError as exc:
                 status, response = exc.status, error(exc)
             except Exception:  # a bug or a model failure: log it, answer without details
@@ -281,7 +371,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = _parquet_batch(served, raw)
         else:
             batch = _mlflow_batch(served, _json(raw))
-        return {"predictions": await predict(batch)}, batch.n
+        return {"predictions": await predict(batch, request)}, batch.n
 
     mlflow.add_api_route("/invocations", scored("mlflow", mlflow_error, invocations), methods=["POST"],
                          summary="Score rows (MLflow's JSON formats or CSV); SageMaker's /invocations")
@@ -316,7 +406,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = served.schema.from_records(instances, payload.get("parameters"))
         else:
             batch = served.schema.from_rows(instances, None, payload.get("parameters"))
-        return {"predictions": await predict(batch)}, batch.n
+        return {"predictions": await predict(batch, request)}, batch.n
 
     vertex.add_api_route(health_route, lambda: JSONResponse({}), methods=["GET"], summary="Vertex AI health check")
     vertex.add_api_route(predict_route, scored("vertex", vertex_error, vertex_predict_), methods=["POST"],
@@ -342,7 +432,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             batch = served.schema.from_records(data) if data and all(isinstance(r, dict) for r in data) else served.schema.from_rows(data)
         else:
             raise InputError('The request must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [{...}]}.')
-        return await predict(batch), batch.n
+        return await predict(batch, request), batch.n
 
     azure.add_api_route("/", lambda: PlainTextResponse("Healthy"), methods=["GET"], summary="Azure ML liveness")
     azure.add_api_route("/score", scored("azure", azure_error, score), methods=["POST"],
@@ -389,7 +479,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
                 raise InputError(f"Input {tensor['name']!r}: its shape does not match the number of values in data.")
             columns[tensor["name"]] = tensor["data"]
         batch = served.schema.from_columns(columns, payload.get("parameters"))
-        predictions = await predict(batch)
+        predictions = await predict(batch, request)
         output = {"name": "predictions", "shape": [len(predictions)],
                   "datatype": datatypes.get(served.output_type, "BYTES"), "data": predictions}
         body = {"model_name": served.name, "model_version": served.version, "outputs": [output]}
@@ -410,6 +500,34 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_api_route("/metrics", prometheus, methods=["GET"], tags=["operations"], summary="Prometheus metrics")
+
+    async def feedback(request: Request) -> Response:
+        def error(exc: InputError) -> Response:
+            return JSONResponse({"error_code": exc.code, "message": str(exc)}, status_code=exc.status)
+
+        if logger is None:
+            return error(InputError("This server does not log predictions (it was started with --no-log), so there is "
+                                    "nothing to attach outcomes to.", status=404, code="RESOURCE_DOES_NOT_EXIST"))
+        try:
+            labels = _feedback_labels(_json(await _body(request, LIMITS["invocations"])))
+        except InputError as exc:
+            return error(exc)
+        import asyncio
+
+        from mlkit.monitoring.store import attach_labels
+
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(None, attach_labels, logger.url, labels)
+        except ParameterError as exc:  # labels in a shape the log does not take
+            return error(InputError(str(exc)))
+        except Exception:
+            log.exception("attaching labels failed")
+            return error(InputError("The prediction log could not record these labels; try again shortly.",
+                                    status=503, code="TEMPORARILY_UNAVAILABLE"))
+        return JSONResponse({"matched": result.matched, "unknown": list(result.unknown), "stale": list(result.stale)})
+
+    app.add_api_route("/feedback", feedback, methods=["POST"], tags=["operations"],
+                      summary="Attach true outcomes to logged predictions by request id")
     for router in (mlflow, vertex, azure, v2):
         app.include_router(router)
     return app
