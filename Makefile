@@ -97,6 +97,7 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/serving.py --rounds 3
+	$(BIN)/python benchmarks/drift.py
 
 ## Rewrite datasets/ from the generators and refresh datasets/MANIFEST.
 datasets: $(STAMP)
