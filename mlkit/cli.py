@@ -300,6 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="write a deployable bundle for SageMaker, Vertex AI, Azure ML or Lambda")
     cloud.add_arguments(p)
     p.set_defaults(func=cloud.run_from_args)
+
+    from mlkit.monitoring import commands as monitoring_commands
+
+    p = sub.add_parser("drift", help="compare a CSV/Parquet table with a reference (table, fingerprint or model): "
+                                     "per-column drift and dataset drift")
+    monitoring_commands.add_drift_arguments(p)
+    p.set_defaults(func=monitoring_commands.run_drift)
     return parser
 
 
