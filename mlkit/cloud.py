@@ -1402,6 +1402,7 @@ def main(argv: list) -> int:
         "--port", os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
         "--workers", os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
         "--runtime", RUNTIME,
+        "--no-log",  # in the cloud, the platform captures requests (SageMaker Data Capture); see README.md
     ])
 
 
@@ -1455,7 +1456,7 @@ COPY model/ ./model/
 
 EXPOSE 8080
 # `python -m mlkit.serving` is `mlkit serve`; AIP_HTTP_PORT wins over --port.
-CMD ["python", "-m", "mlkit.serving", "--model", "/opt/program/model", "--host", "0.0.0.0", "--port", "8080", "--runtime", "@@RUNTIME@@"]
+CMD ["python", "-m", "mlkit.serving", "--model", "/opt/program/model", "--host", "0.0.0.0", "--port", "8080", "--runtime", "@@RUNTIME@@", "--no-log"]
 '''
 
 _SCORE = '''"""Azure ML online endpoint scoring script for @@NAME@@ (written by mlkit.cloud.bundle).
@@ -1942,7 +1943,9 @@ are text for you to run with your own AWS account; mlkit never runs them.
 The contract: `GET /ping` answers 200 once the model is loaded; `POST /invocations` takes JSON
 (`dataframe_split`, `dataframe_records`, `instances` or `inputs`) or `text/csv` with a header line
 and answers `{{"predictions": [...]}}`; bad input gets a 4xx with a message. SageMaker allows
-6 MB per request and 60 s per invocation.
+6 MB per request and 60 s per invocation. The server keeps no prediction log in the container
+(`--no-log`: a container's disk does not outlive it); turn on SageMaker's Data Capture on the
+endpoint to record requests and answers to S3.
 
 ## Run it here first (no Docker)
 
@@ -2022,13 +2025,15 @@ Vertex AI's default routes are `/v1/endpoints/ENDPOINT_ID/deployedModels/DEPLOYE
 the same with `:predict`. A request may be at most 1.5 MB: a larger one gets 413 with a message.
 To keep the model out of the image, upload `model/` to Cloud Storage, pass `--artifact-uri`, and
 download `$AIP_STORAGE_URI` into `/opt/program/model` before the server starts (that needs
-`google-cloud-storage`, which this image does not install).
+`google-cloud-storage`, which this image does not install). The server keeps no prediction log in
+the container (`--no-log`: a container's disk does not outlive it); turn on the endpoint's
+request-response logging to record requests and answers in BigQuery.
 
 ## Run it here first (no Docker)
 
 ```bash
 AIP_HTTP_PORT=8080 AIP_HEALTH_ROUTE=/health AIP_PREDICT_ROUTE=/predict \\
-    python -m mlkit.serving --model model --host 127.0.0.1 --runtime {runtime}
+    python -m mlkit.serving --model model --host 127.0.0.1 --runtime {runtime} --no-log
 curl -s localhost:8080/health
 curl -s -X POST localhost:8080/predict -H 'Content-Type: application/json' -d @example_request.json
 ```
