@@ -8,6 +8,12 @@ Submodules (imported on use, so ``import mlkit.monitoring`` stays light):
   calibrated by bootstrap to the window size.
 - :mod:`mlkit.monitoring.store`: the prediction log (SQLAlchemy; SQLite in WAL mode by
   default, PostgreSQL by URL), with a batching background writer and delayed labels.
+- :mod:`mlkit.monitoring.performance`: metrics per window as labels arrive (with a label
+  delay), and a label-free estimate from calibrated confidence (isotonic regression).
+- :mod:`mlkit.monitoring.alerts`: rules (metric, threshold, consecutive windows, cool-down)
+  producing alert records, and a webhook on loopback.
+- :mod:`mlkit.monitoring.commands` and :mod:`mlkit.monitoring.html`: ``mlkit drift`` and its
+  self-contained HTML report.
 
 ``monitoring`` never imports ``serving``: the server writes to the log through the public
 API of :mod:`mlkit.monitoring.store`.
