@@ -139,14 +139,14 @@ def _pings(url: str) -> bool:
         return False
 
 
-PREDICTION_LOG = True  # main() turns it off with --no-log
+PREDICTION_LOG = False  # main() turns it on with --log
 
 
 def server(kind: str, folder: Path, workers: int, log: Path):
     """The context manager that runs ``kind`` ("mlflow", "mlkit-sklearn", "mlkit-onnx").
 
-    mlkit's servers run as ``mlkit serve`` does by default: every prediction written to the
-    prediction log (here a fresh SQLite file beside the server's log) before it is answered.
+    With ``--log``, mlkit's servers also write every prediction to the prediction log (a fresh
+    SQLite file beside the server's log) before answering, as ``mlkit serve --log-db`` does.
     """
     if kind == "mlflow":
         return mlflow_server(folder, workers, log)
@@ -270,10 +270,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured wrk seconds before each run")
     parser.add_argument("--rounds", type=int, default=1, help="turns per server; the table shows medians")
     parser.add_argument("--quick", action="store_true", help="5 s per server, 1 s warm-up, one round")
-    parser.add_argument("--no-log", action="store_true", help="mlkit serve --no-log: no prediction log")
+    parser.add_argument("--log", action="store_true", help="mlkit serve --log-db: log every prediction (durable SQLite)")
     args = parser.parse_args()
     global PREDICTION_LOG
-    PREDICTION_LOG = not args.no_log
+    PREDICTION_LOG = args.log
     if args.quick:
         args.seconds, args.warmup, args.rounds = 5, 1, 1
     if shutil.which("wrk") is None:

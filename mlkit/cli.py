@@ -207,13 +207,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise MlkitError(f"--workers must be at least 1, got {args.workers}.")
     print(f"mlkit serve: {args.model} on http://{args.host}:{args.port} (runtime {args.runtime}, "
           f"{args.workers} worker(s)); /docs lists the routes", file=sys.stderr)
-    if args.log_db and not args.log:
-        raise MlkitError("--log-db and --no-log contradict each other; give one of them.")
+    if args.no_log and (args.log or args.log_db):
+        raise MlkitError("--no-log contradicts --log and --log-db; give one of them.")
     if args.max_batch_rows < 1:
         raise MlkitError(f"--max-batch-rows must be at least 1, got {args.max_batch_rows}.")
     serving.serve(args.model, host=args.host, port=args.port, runtime=args.runtime, name=args.name,
                   workers=args.workers, trust=tuple(args.trust or ()), allow_pickle=args.allow_pickle,
-                  micro_batch=args.micro_batch, max_batch_rows=args.max_batch_rows, log=args.log, log_db=args.log_db)
+                  micro_batch=args.micro_batch, max_batch_rows=args.max_batch_rows, log=bool(args.log or args.log_db), log_db=args.log_db)
     return 0
 
 
@@ -284,10 +284,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="score every request alone instead of merging requests that arrive together")
     p.add_argument("--max-batch-rows", type=int, default=256, metavar="N",
                    help="micro-batching: the most rows scored in one model call (default: 256)")
+    p.add_argument("--log", action="store_true",
+                   help="log every answered prediction ($MLKIT_LOG_DB, else .mlkit/predictions.db) and take POST /feedback")
     p.add_argument("--log-db", metavar="URL",
-                   help="prediction log: a SQLAlchemy URL (sqlite:///..., postgresql://...) or a SQLite file "
-                        "(default: $MLKIT_LOG_DB, else .mlkit/predictions.db)")
-    p.add_argument("--no-log", dest="log", action="store_false", help="do not log predictions (no POST /feedback)")
+                   help="log to this store instead: a SQLAlchemy URL (sqlite:///..., postgresql://...) or a SQLite file")
+    p.add_argument("--no-log", action="store_true", help="do not log predictions (the default; for scripts that say so)")
     p.set_defaults(func=_cmd_serve)
 
     from mlkit import cloud

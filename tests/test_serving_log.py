@@ -93,12 +93,27 @@ def test_a_killed_server_leaves_every_answered_prediction_in_a_consistent_log(fr
     assert set(ids) <= set(read_log(f"sqlite:///{db}")["request_id"])
 
 
-def test_without_a_log_there_is_no_feedback_and_no_request_id(fraud):
-    with running(fraud["folder"], extra_args=("--no-log",)) as url:
+def test_by_default_there_is_no_log_no_feedback_and_no_request_id(fraud):
+    with running(fraud["folder"]) as url:
         answer = httpx.post(url + "/invocations", json={"dataframe_records": fraud["records"][:1]})
         assert answer.status_code == 200 and "x-request-id" not in answer.headers
         feedback = httpx.post(url + "/feedback", json={"labels": {"a": 1}})
-        assert feedback.status_code == 404 and "--no-log" in feedback.json()["message"]
+        assert feedback.status_code == 404 and "--log" in feedback.json()["message"]
+
+
+def test_log_flag_writes_to_the_store_mlkit_log_db_names(fraud, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLKIT_LOG_DB", url)
+    with running(fraud["folder"], extra_args=("--log",)) as server:
+        rid = httpx.post(server + "/invocations", json={"dataframe_records": fraud["records"][:1]}).headers["x-request-id"]
+    assert read_log(url)["request_id"].tolist() == [rid]
+
+
+def test_no_log_contradicts_log_db(fraud, tmp_path, capsys):
+    from mlkit.cli import main
+
+    assert main(["serve", "--model", str(fraud["folder"]), "--no-log", "--log-db", str(tmp_path / "x.db")]) == 2
+    assert "contradicts" in capsys.readouterr().err
 
 
 def test_a_bad_log_url_stops_the_server_at_start_with_a_clear_message(fraud, tmp_path):

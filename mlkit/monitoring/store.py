@@ -291,7 +291,7 @@ def _open_error(url: str, exc: BaseException) -> LogStoreError:
     return LogStoreError(f"Cannot open the prediction log at {where}: {detail}. To fix it, {fix}.")
 
 
-def _create_engine(url: str, *, durable: bool = False, pooled: bool = True) -> sa.engine.Engine:
+def _create_engine(url: str, *, durable: bool = False, pooled: bool = True, power_safe: bool | None = None) -> sa.engine.Engine:
     """An engine with the log's schema in place (created on first use, safely across processes).
 
     ``pooled=False`` opens a SQLite connection per use, so a log file deleted and made anew (a
@@ -312,7 +312,9 @@ def _create_engine(url: str, *, durable: bool = False, pooled: bool = True) -> s
             raise _open_error(url, exc) from None
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                   **({} if pooled else {"poolclass": sa.pool.NullPool}))
-        synchronous = "FULL" if durable else "NORMAL"
+        # WAL + NORMAL: a commit survives the process being killed (the OS holds the WAL pages);
+        # FULL also syncs to disk at every commit, so it survives a power cut, at a cost per commit.
+        synchronous = "FULL" if (durable if power_safe is None else power_safe) else "NORMAL"
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
@@ -577,6 +579,11 @@ class PredictionLogger:
         and, when durable, for its commit (then :class:`LogStoreError`).
     durable : bool, default False
         When True, :meth:`log` returns only after its records are committed.
+    power_safe : bool, optional
+        SQLite only: sync every commit to disk (``synchronous=FULL``), so committed records
+        survive a power cut, not only a killed process. Default: the same as ``durable``. A
+        server that waits for each commit passes False: a killed server still keeps every
+        committed record (WAL), and a commit costs no disk flush.
 
     Attributes
     ----------
@@ -621,6 +628,7 @@ class PredictionLogger:
         max_queue: int = 100_000,
         timeout: float = 10.0,
         durable: bool = False,
+        power_safe: bool | None = None,
     ) -> None:
         for name, value, low in (("batch_size", batch_size, 1), ("max_queue", max_queue, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -634,7 +642,7 @@ class PredictionLogger:
         self.max_queue = int(max_queue)
         self.timeout = float(timeout)
         self.durable = bool(durable)
-        self._engine = _create_engine(self.url, durable=self.durable)
+        self._engine = _create_engine(self.url, durable=self.durable, power_safe=power_safe)
         self._cond = threading.Condition()
         self._items: collections.deque[_Item] = collections.deque()
         self._queued = 0  # rows in _items

@@ -27,12 +27,12 @@ def load_model(*args, **kwargs):
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str = "sklearn",
           name: str | None = None, workers: int = 1, trust: tuple[str, ...] = (), allow_pickle: bool = False,
-          micro_batch: bool = True, max_batch_rows: int = 256, log: bool = True, log_db: str | None = None) -> None:
+          micro_batch: bool = True, max_batch_rows: int = 256, log: bool = False, log_db: str | None = None) -> None:
     """Load ``model`` and serve it with uvicorn until interrupted (what ``mlkit serve`` runs).
 
     ``micro_batch`` scores requests that arrive together in one model call of at most
-    ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`). With ``log`` (the default)
-    every prediction is written to the prediction log at ``log_db`` (a SQLAlchemy URL or a
+    ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`). With ``log``, every
+    prediction is written to the prediction log at ``log_db`` (a SQLAlchemy URL or a
     SQLite file; default ``$MLKIT_LOG_DB``, else ``.mlkit/predictions.db``) before it is
     answered; see :mod:`mlkit.monitoring.store`.
     """
@@ -68,12 +68,13 @@ def _app(config: dict):
     served = load_model(config["model"], runtime=config["runtime"], name=config["name"],
                         trust=tuple(config["trust"]), allow_pickle=config["allow_pickle"])
     logger = None
-    if config.get("log", True):
+    if config.get("log", False):
         from mlkit.monitoring.store import PredictionLogger
 
         # durable: a request is answered only once its prediction is committed (group commit),
         # so a killed server leaves every answered prediction in the log. A bad URL fails here.
-        logger = PredictionLogger(config.get("log_db"), durable=True)
+        # power_safe=False: no disk flush per commit; a killed server keeps what was committed (WAL).
+        logger = PredictionLogger(config.get("log_db"), durable=True, power_safe=False)
     app = create_app(served, micro_batch=config["micro_batch"], max_batch_rows=config["max_batch_rows"], logger=logger)
     # The model, pandas and scikit-learn are hundreds of thousands of long-lived objects; a full
     # collection that walks them all stalls a request for tens of milliseconds. Freeze them.

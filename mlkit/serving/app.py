@@ -506,8 +506,8 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             return JSONResponse({"error_code": exc.code, "message": str(exc)}, status_code=exc.status)
 
         if logger is None:
-            return error(InputError("This server does not log predictions (it was started with --no-log), so there is "
-                                    "nothing to attach outcomes to.", status=404, code="RESOURCE_DOES_NOT_EXIST"))
+            return error(InputError("This server does not log predictions, so there is nothing to attach outcomes to; "
+                                    "start it with --log (or --log-db URL).", status=404, code="RESOURCE_DOES_NOT_EXIST"))
         try:
             labels = _feedback_labels(_json(await _body(request, LIMITS["invocations"])))
         except InputError as exc:
