@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["repo_root", "resolve", "find_input"]
+__all__ = ["repo_root", "resolve", "find_input", "file_lock"]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (``flock``) for the duration of a ``with`` block.
+
+    Parallel runs that open a new SQLite file at once (the MLflow store, the prediction log)
+    take it so that one of them creates the tables. On Windows, which has no ``flock``, it
+    does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def repo_root() -> Path:

@@ -130,23 +130,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", module=r"(mlflow|alembic)(\.|$)")
 
 
-@contextlib.contextmanager
-def _init_lock(db: Path) -> Iterator[None]:
-    """Parallel notebook runs can open a new SQLite store at once; one creates its tables."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; a single process creates the store
-        yield
-        return
-    with open(db.with_name(db.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 _READY: set[str] = set()
 
 
@@ -162,7 +145,9 @@ def client():
     if uri in _READY:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     db = _sqlite_path(uri)
-    with _init_lock(db) if db else contextlib.nullcontext():  # the client creates (migrates) the tables
+    if db:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    with paths.file_lock(db) if db else contextlib.nullcontext():  # the client creates (migrates) the tables
         c = MlflowClient(tracking_uri=uri, registry_uri=uri)
         try:
             if c.get_experiment_by_name(EXPERIMENT) is None:

@@ -73,7 +73,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -261,22 +261,6 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-@contextlib.contextmanager
-def _file_lock(db: Path) -> Iterator[None]:
-    """Processes opening a new SQLite log at once: one creates the tables (as mlkit.registry does)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; CREATE ... IF NOT EXISTS alone keeps creation safe
-        yield
-        return
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _open_error(url: str, exc: BaseException) -> LogStoreError:
     """A store that cannot be opened, with the fix."""
     where = _display(url)
@@ -352,7 +336,7 @@ def _ensure_schema(url: str, engine: sa.engine.Engine) -> None:
     """Create the table and its indexes if they are missing, or say why they cannot be."""
     db = _sqlite_file(url) if engine.dialect.name == "sqlite" else None
     try:
-        with _file_lock(db) if db is not None else contextlib.nullcontext():
+        with paths.file_lock(db) if db is not None else contextlib.nullcontext():
             _create_schema(engine)
     except LogStoreError:
         raise

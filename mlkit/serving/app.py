@@ -15,11 +15,14 @@ with a generic message, and the details go to the server's log.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import time
+import uuid
 from typing import Any, Callable
 
 import numpy as np
@@ -233,8 +236,6 @@ def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     if 0 < len(given) <= 100 and set(given) <= _ID_CHARS:
         return given
-    import uuid
-
     return uuid.uuid4().hex
 
 
@@ -287,11 +288,9 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     a request of several rows is logged as ``<id>-<i>``. The server closes the logger
     (flushing it) when it stops.
     """
-    import contextlib as _contextlib
-
     from mlkit import __version__
 
-    @_contextlib.asynccontextmanager
+    @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         if logger is not None:
@@ -512,8 +511,6 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             labels = _feedback_labels(_json(await _body(request, LIMITS["invocations"])))
         except InputError as exc:
             return error(exc)
-        import asyncio
-
         from mlkit.monitoring.store import attach_labels
 
         try:
