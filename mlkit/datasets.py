@@ -46,7 +46,7 @@ import pandas as pd
 from mlkit import paths, usecases
 from mlkit.errors import ParameterError
 
-__all__ = ["load", "stream", "sha256", "write_committed", "verify_manifest", "MIN_ROWS"]
+__all__ = ["load", "stream", "stream_frame", "sha256", "write_committed", "verify_manifest", "MIN_ROWS"]
 
 MIN_ROWS = 50
 """The fewest rows :func:`load` and :func:`stream` make (fewer cannot be split and scored)."""
@@ -1216,6 +1216,131 @@ def stream(
         gen = _GENERATORS[uc.id]
         after = gen.make(rng, n - n_before, start=cut_s, offset=n_before, seed=seed, regime=gen.regime(scenario))
     out = pd.concat([base.iloc[:n_before], after], ignore_index=True)
+    out["drifted"] = np.arange(len(out)) >= n_before
+    return out
+
+
+FRAME_DRIFTS = ("covariate", "label", "concept")
+"""The drift scenarios :func:`stream_frame` injects into any table."""
+
+
+def _tilt(values: np.ndarray, strength: float) -> np.ndarray:
+    """Weights ``exp(strength * z)`` from standardised values (missing values get weight 1)."""
+    values = values.astype(float)
+    spread = np.nanstd(values)
+    z = (values - np.nanmean(values)) / spread if spread > 0 else np.zeros_like(values)
+    return np.exp(strength * np.nan_to_num(z))
+
+
+def stream_frame(
+    frame: pd.DataFrame,
+    use_case: usecases.UseCase,
+    *,
+    seed: int = 0,
+    drift: str | None = None,
+    drift_start: float = 0.5,
+) -> pd.DataFrame:
+    """Any table (a user's CSV) as a time-ordered stream, with a drift made by resampling its real rows.
+
+    The rows are ordered by the use case's time column, or, without one, put in a random
+    order drawn from ``seed`` (a file is often sorted by its target, which would look like
+    drift). Rows before ``drift_start`` are kept as they are. From there on, as for the
+    real-data use case ``healthcare-diagnosis``, rows are drawn with replacement from the
+    rows not yet shown, with weights:
+
+    * ``covariate``: ``exp(z)`` of the first numeric feature (``z`` standardised): larger
+      values become common; each drawn row keeps its own label, so P(target | features)
+      holds.
+    * ``label``: classification: rows of the positive class (or, without one, of the least
+      common class) twice as likely to be drawn; regression: ``exp(z)`` of the target, so its
+      level rises.
+    * ``concept``: rows drawn uniformly, then where the first numeric feature is above its
+      median, a class label moves to the next class (regression: the target rises by one
+      standard deviation). The inputs look the same; what they mean has changed.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table, with the use case's target (and time column, if it has one).
+    use_case : UseCase
+        From :func:`mlkit.usecases.custom` (or any supervised use case).
+    seed : int, default 0
+        Every random draw starts here.
+    drift : {None, "covariate", "label", "concept"}, default None
+        The scenario (see above); None keeps every row as it is.
+    drift_start : float, default 0.5
+        The fraction of the stream before the drift, strictly between 0 and 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows in stream order (index 0..n-1) with a boolean ``drifted`` column.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown scenario, a ``drift_start`` outside (0, 1), a table without the
+        target, or (covariate, concept) without a numeric feature.
+
+    Examples
+    --------
+    >>> from mlkit import usecases
+    >>> rng = np.random.default_rng(0)
+    >>> table = pd.DataFrame({"x": rng.normal(size=400), "y": rng.integers(0, 2, 400)})
+    >>> uc = usecases.custom(name="t.csv", target="y", task="classification")
+    >>> s = stream_frame(table, uc, drift="covariate", drift_start=0.5)
+    >>> int(s["drifted"].sum()), bool(s.loc[s["drifted"], "x"].mean() > s.loc[~s["drifted"], "x"].mean() + 0.5)
+    (200, True)
+    """
+    seed = _check_seed(seed)
+    if drift is not None and drift not in FRAME_DRIFTS:
+        raise ParameterError(f"Unknown drift scenario {drift!r}: use None or one of {', '.join(map(repr, FRAME_DRIFTS))}.")
+    start = _check_drift_start(drift_start)
+    if not isinstance(start, float):
+        raise ParameterError(f"drift_start for a table must be a fraction between 0 and 1, not {drift_start!r}.")
+    target = use_case.target
+    if target not in frame.columns:
+        raise ParameterError(f"The table has no target column {target!r}; pass the table the use case describes.")
+    rng = np.random.default_rng([seed, 7])
+    if use_case.time_column and use_case.time_column in frame.columns:
+        ordered = frame.sort_values(use_case.time_column, kind="stable")
+    else:
+        ordered = frame.iloc[rng.permutation(len(frame))]
+    ordered = ordered.reset_index(drop=True)
+    n = len(ordered)
+    if drift is None:
+        return ordered.assign(drifted=False)
+    n_before = min(max(int(round(start * n)), 1), n - 1)
+    skip = {target, use_case.time_column, *use_case.id_columns, *use_case.sensitive_columns}
+    numeric = [c for c in ordered.columns if c not in skip and pd.api.types.is_numeric_dtype(ordered[c])
+               and not pd.api.types.is_bool_dtype(ordered[c])]
+    if drift in ("covariate", "concept") and not numeric:
+        raise ParameterError(f"A {drift} drift moves a numeric feature, and this table has none; use drift='label'.")
+    pool = ordered.iloc[n_before:].reset_index(drop=True)
+    weights = np.ones(len(pool))
+    classify = use_case.task == "classification"
+    if drift == "covariate":
+        weights = _tilt(pool[numeric[0]].to_numpy(), 1.0)
+    elif drift == "label" and classify:
+        counts = ordered[target].value_counts()
+        boosted = use_case.positive_label if use_case.positive_label in set(counts.index) else counts.index[-1]
+        weights = np.where(pool[target] == boosted, 2.0, 1.0)
+    elif drift == "label":
+        weights = _tilt(pool[target].to_numpy(), 1.0)
+    picks = rng.choice(len(pool), size=n - n_before, replace=True, p=weights / weights.sum())
+    after = pool.iloc[picks].reset_index(drop=True)
+    if use_case.time_column and use_case.time_column in after.columns:
+        after[use_case.time_column] = pool[use_case.time_column].to_numpy()[: len(after)]  # the clock runs on
+    if drift == "concept":
+        feature = after[numeric[0]]
+        moved = (feature > ordered[numeric[0]].median()).to_numpy()
+        if classify:
+            levels = sorted(ordered[target].dropna().unique().tolist(), key=str)
+            following = {level: levels[(i + 1) % len(levels)] for i, level in enumerate(levels)}
+            after.loc[moved, target] = after.loc[moved, target].map(following)
+        else:
+            after.loc[moved, target] = after.loc[moved, target] + float(ordered[target].std())
+    out = pd.concat([ordered.iloc[:n_before], after], ignore_index=True)
     out["drifted"] = np.arange(len(out)) >= n_before
     return out
 

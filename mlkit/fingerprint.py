@@ -100,10 +100,13 @@ def _numeric_entry(values: np.ndarray, bins: int) -> dict[str, Any]:
     finite = values[np.isfinite(values)]  # edges and statistics ignore +-inf; they fall in the outer bins
     edges: list[float] = []
     if finite.size:
-        # "inverted_cdf" takes observed values as cut points (no interpolated edge such as
-        # 1.7 between days 1 and 2): at least i/bins of the rows are <= the i-th cut
-        cuts = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
-        edges = [float(e) for e in np.unique(cuts)]
+        # observed values as cut points (no interpolated edge such as 1.7 between days 1 and 2):
+        # the i-th is the smallest value with at least i/bins of the rows at or below it, at
+        # sorted index ceil(n * i / bins) - 1 in integer arithmetic (as the inverted-CDF
+        # quantile, without the float rounding that leaves some bins empty)
+        ordered = np.sort(finite)
+        index = (finite.size * np.arange(1, bins, dtype=np.int64) + bins - 1) // bins - 1
+        edges = [float(e) for e in np.unique(ordered[index])]
     return {
         "edges": edges,
         "counts": _count_bins(edges, values[~missing]),

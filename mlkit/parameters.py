@@ -158,6 +158,16 @@ def _check_values(p: Parameters, *, require_supervised: bool) -> None:
     if "seed" in p and p["seed"] < 0:
         raise ParameterError(f"seed must be 0 or more, got {p['seed']}.")
     data_path = p.get("data_path", "")
+    if "drift" in p and p["drift"] not in ("covariate", "label", "concept"):
+        raise ParameterError(f"drift must be 'covariate', 'label' or 'concept', got {p['drift']!r}.")
+    if "windows" in p and p["windows"] < 4:
+        raise ParameterError(f"windows must be at least 4 (some before the drift, some after), got {p['windows']}.")
+    if "label_delay_windows" in p and not 0 <= p["label_delay_windows"] < p.get("windows", 10**9) // 2:
+        raise ParameterError(f"label_delay_windows must be 0 or more and less than half of windows, "
+                             f"got {p['label_delay_windows']}.")
+    if "false_alarm_rate" in p and not 0 < p["false_alarm_rate"] <= 0.2:
+        raise ParameterError(f"false_alarm_rate must be above 0 and at most 0.2 (0.01 is usual), "
+                             f"got {p['false_alarm_rate']}.")
     if "task" in p and p["task"] not in ("", "classification", "regression"):
         raise ParameterError(
             f"task must be 'classification' or 'regression' (or empty to infer it from the target), "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -102,7 +104,8 @@ def _halves(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_public_names():
-    assert set(datasets.__all__) == {"load", "stream", "sha256", "write_committed", "verify_manifest", "MIN_ROWS"}
+    assert set(datasets.__all__) == {"load", "stream", "stream_frame", "sha256", "write_committed", "verify_manifest",
+                                    "MIN_ROWS"}
     for name in datasets.__all__:
         assert hasattr(datasets, name)
 
@@ -581,3 +584,63 @@ def test_missing_manifest_is_reported(tmp_path):
     assert datasets.verify_manifest(tmp_path) == [
         "datasets/MANIFEST is missing: run mlkit.datasets.write_committed() (make datasets)."
     ]
+
+
+# --------------------------------------------------------------------------- stream_frame: any table as a stream
+
+
+def _table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x, "z": rng.normal(size=n), "colour": rng.choice(["red", "blue"], n),
+                         "y": (x + rng.normal(scale=0.5, size=n) > 0).astype(int)})
+
+
+def test_stream_frame_orders_rows_and_keeps_the_rows_before_the_drift():
+    table = _table()
+    uc = usecases.custom(name="t.csv", target="y", task="classification")
+    plain = datasets.stream_frame(table, uc, seed=3)
+    assert not plain["drifted"].any() and len(plain) == len(table)
+    assert sorted(plain["x"]) == sorted(table["x"])  # a permutation of the rows
+    assert not plain["x"].equals(table["x"])  # in a random order: a file sorted by its target must not look like drift
+    assert plain.equals(datasets.stream_frame(table, uc, seed=3))  # the same seed, the same order
+    drifted = datasets.stream_frame(table, uc, seed=3, drift="covariate", drift_start=0.6)
+    assert int(drifted["drifted"].sum()) == 800
+    pd.testing.assert_frame_equal(drifted.iloc[:1200].drop(columns="drifted"), plain.iloc[:1200].drop(columns="drifted"))
+    timed = table.assign(when=pd.date_range("2024-01-01", periods=len(table), freq="h")[::-1])
+    by_time = datasets.stream_frame(timed, usecases.custom(name="t.csv", target="y", task="classification",
+                                                           time_column="when"))
+    assert by_time["when"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_stream_frame_scenarios_change_what_they_say(task):
+    table = _table()
+    if task == "regression":
+        table["y"] = 2 * table["x"] + np.random.default_rng(1).normal(size=len(table))
+    uc = usecases.custom(name="t.csv", target="y", task=task)
+    base = datasets.stream_frame(table, uc, seed=0, drift=None)
+    after = {d: datasets.stream_frame(table, uc, seed=0, drift=d).query("drifted") for d in ("covariate", "label", "concept")}
+    before = base.iloc[: len(base) // 2]
+    assert after["covariate"]["x"].mean() > before["x"].mean() + 0.5  # the first numeric feature moved up
+    assert abs(after["covariate"]["z"].mean() - before["z"].mean()) < 0.15  # the others did not
+    assert after["label"]["y"].mean() > before["y"].mean() + (0.1 if task == "classification" else 0.5)
+    high = after["concept"]["x"] > table["x"].median()
+    assert abs(after["concept"]["x"].mean() - before["x"].mean()) < 0.15  # inputs look the same
+    if task == "classification":  # above the median, the label moved to the other class
+        assert after["concept"].loc[high, "y"].mean() < 0.3 < before.loc[before["x"] > table["x"].median(), "y"].mean()
+    else:
+        assert after["concept"].loc[high, "y"].mean() > before.loc[before["x"] > table["x"].median(), "y"].mean() + 1
+
+
+def test_stream_frame_bad_input_says_what_to_do():
+    table = _table(200)
+    uc = usecases.custom(name="t.csv", target="y", task="classification")
+    with pytest.raises(ParameterError, match="Unknown drift scenario 'sudden'"):
+        datasets.stream_frame(table, uc, drift="sudden")
+    with pytest.raises(ParameterError, match="outside"):
+        datasets.stream_frame(table, uc, drift="label", drift_start=1.5)
+    with pytest.raises(ParameterError, match="no target column 'y'"):
+        datasets.stream_frame(table.drop(columns="y"), uc)
+    with pytest.raises(ParameterError, match="has none; use drift='label'"):
+        datasets.stream_frame(table[["colour", "y"]], uc, drift="covariate")

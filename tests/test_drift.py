@@ -121,7 +121,7 @@ def test_chi_square_and_jensen_shannon_equal_scipy(a, b):
 def test_binned_numeric_jensen_shannon_uses_reference_deciles():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=500), rng.normal(0.5, 1, 300)
-    edges = np.unique(np.quantile(a, np.linspace(0, 1, 11)[1:-1], method="inverted_cdf"))
+    edges = np.unique(np.sort(a)[[math.ceil(500 * i / 10) - 1 for i in range(1, 10)]])  # the deciles, as observed values
     counts = [np.bincount(np.searchsorted(edges, x, side="left"), minlength=edges.size + 1) for x in (a, b)]
     assert drift.jensen_shannon(a, b) == pytest.approx(jensenshannon(*counts), abs=1e-12)
     assert drift.psi(a, b) == pytest.approx(fpm.psi(*counts), abs=1e-12)
@@ -404,3 +404,14 @@ def test_plot_report_marks_the_threshold(reference):
     assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
     assert len(ax.patches) == 3
     plt.close(ax.figure)
+
+
+def test_quantile_cuts_are_even_for_every_size_and_match_the_fingerprint():
+    """Integer quantile indices: n distinct values in 10 bins put n // 10 or n // 10 + 1 in each."""
+    for n in (10, 15, 30, 70, 1000, 2999):
+        values = np.arange(n, dtype=float)
+        cuts = drift._edges(values, 10)
+        counts = np.diff(np.concatenate([[0], np.searchsorted(values, cuts, side="right"), [n]]))
+        assert counts.max() - counts.min() <= 1, (n, counts)
+        assert cuts.tolist() == fpm.fingerprint(pd.DataFrame({"x": values}), values, numeric=["x"], categorical=[],
+                                                task="regression")["numeric"]["x"]["edges"]

@@ -192,3 +192,13 @@ def test_synthetic_stream_is_deterministic_and_checks_its_scenario():
     pd.testing.assert_frame_equal(first[1], second[1])
     with pytest.raises(ParameterError, match="Unknown scenario"):
         synthetic_stream("label-shift")
+
+
+def test_windows_without_scores_get_nan_estimates():
+    """A window whose rows have no score (a regression log, or a server that did not log one) estimates NaN."""
+    calibrator = fit_confidence_calibrator([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
+    assert all(np.isnan(v) for v in calibrator.estimate([]).values())
+    frame = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=40, freq="h", tz="UTC"),
+                          "prediction": [1] * 40, "label": [1] * 40, "score": [np.nan] * 20 + [0.9] * 20})
+    table = performance_over_time(frame, "accuracy", 20, min_labels=5, calibrator=calibrator)
+    assert np.isnan(table.loc[0, "estimated"]) and table.loc[1, "estimated"] == pytest.approx(1.0)

@@ -158,3 +158,26 @@ def test_check_parameters_without_history_uses_the_annotations(monkeypatch):
     ns["use_case"] = "nope"
     with pytest.raises(ParameterError, match="Unknown use case 'nope'"):
         parameters.check_parameters(ns)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"drift": "sudden"}, "drift must be 'covariate', 'label' or 'concept'"),
+        ({"windows": 3}, "windows must be at least 4"),
+        ({"windows": 12, "label_delay_windows": 6}, "less than half of windows"),
+        ({"label_delay_windows": -1}, "label_delay_windows must be 0 or more"),
+        ({"false_alarm_rate": 0.0}, "false_alarm_rate must be above 0"),
+        ({"false_alarm_rate": 0.5}, "at most 0.2"),
+    ],
+)
+def test_monitoring_parameters_are_checked(values, message):
+    declared = parse_parameters_cell(
+        'drift: str = "covariate"  # scenario\n'
+        "windows: int = 12  # production windows\n"
+        "label_delay_windows: int = 2  # late labels\n"
+        "false_alarm_rate: float = 0.01  # per column\n"
+    )
+    assert validate({}, declared).windows == 12
+    with pytest.raises(ParameterError, match=message):
+        validate(values, declared)

@@ -39,7 +39,7 @@ Examples
 >>> report = drift_report(reference, current)
 >>> report.table[["column", "statistic", "value", "threshold", "drifted"]].round(3)
     column statistic  value  threshold  drifted
-0   amount       psi  0.477        0.2     True
+0   amount       psi  0.480        0.2     True
 1  channel       psi  0.003        0.2    False
 >>> report.drift_share, report.dataset_drift
 (0.5, True)
@@ -338,16 +338,20 @@ class _Reference:
 def _edges(sorted_values: np.ndarray, bins: int) -> np.ndarray:
     """Reference-quantile cut points, as :func:`mlkit.fingerprint.fingerprint` makes them.
 
-    The same values as ``np.quantile(values, q, method="inverted_cdf")`` (each cut is an
-    observed value: the smallest with at least a share q of the values at or below it),
-    read straight from the sorted array; repeated cut points are merged.
+    Each cut is an observed value: the i-th is the smallest with at least i/bins of the values at
+    or below it (``np.quantile(values, i / bins, method="inverted_cdf")``), read straight from
+    the sorted array at index ``ceil(n * i / bins) - 1`` computed in integers, so that 10 values
+    in 10 bins give one value per bin (floating-point ``i / bins`` would skip some). Repeated cut
+    points are merged.
+
+    >>> _edges(np.arange(10.0), 10)
+    array([0., 1., 2., 3., 4., 5., 6., 7., 8.])
     """
     n = sorted_values.size
     if n == 0:
         return np.empty(0)
-    position = n * np.linspace(0, 1, bins + 1)[1:-1] - 1
-    index = np.where(position == np.floor(position), np.floor(position), np.floor(position) + 1)
-    return np.unique(sorted_values[np.clip(index.astype(np.intp), 0, n - 1)])
+    index = (n * np.arange(1, bins, dtype=np.int64) + bins - 1) // bins - 1
+    return np.unique(sorted_values[np.clip(index, 0, n - 1)])
 
 
 def _sorted_counts(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -1574,10 +1578,10 @@ def threshold_study(
     ...                         false_alarm_rate=0.05, n_boot=200)
     >>> study[["window", "rule", "flag_rate"]]  # an unchanged window: how often each rule cries drift
        window            rule  flag_rate
-    0      50       PSI > 0.2      0.515
-    1      50  PSI calibrated      0.040
-    2    2000       PSI > 0.2      0.000
-    3    2000  PSI calibrated      0.075
+    0      50       PSI > 0.2       0.52
+    1      50  PSI calibrated       0.04
+    2    2000       PSI > 0.2       0.00
+    3    2000  PSI calibrated       0.07
     """
     if _is_fingerprint(reference) or not isinstance(reference, pd.DataFrame):
         raise ParameterError("threshold_study needs the reference rows as a DataFrame (not a fingerprint).")

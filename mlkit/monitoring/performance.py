@@ -116,12 +116,13 @@ class ConfidenceCalibrator:
         >>> calibrator.estimate([0.1, 0.9])
         {'accuracy': 1.0, 'positive_rate': 0.5, 'precision': 1.0, 'recall': 1.0}
         """
-        p = self.probabilities(scores)
+        values = _scores(scores, "scores")
+        p = self.probabilities(values) if values.size else np.empty(0)
         if self.target == "correct":
             return {"accuracy": float(p.mean()) if p.size else float("nan")}
         if p.size == 0:
             return dict.fromkeys(ESTIMABLE["positive"], float("nan"))
-        flagged = _scores(scores, "scores") >= self.threshold
+        flagged = values >= self.threshold
         hits = float(p[flagged].sum())
         return {
             "accuracy": float(np.where(flagged, p, 1.0 - p).mean()),
