@@ -9,7 +9,8 @@ as `dataframe_split` JSON to `/invocations`. Throughput and latency percentiles 
 wrk's Lua `done()` hook; the ratios are mlkit's req/s over MLflow's, within one invocation.
 
     apt-get install -y wrk   # once, as root (Debian package)
-    .venv/bin/python benchmarks/serving.py [--workers 1 2] [--seconds 20] [--rounds 3] [--quick]
+    .venv/bin/python benchmarks/serving.py [--workers 1 2] [--seconds 20] [--rounds 3] [--quick] [--log]
+        [--servers mlflow mlkit-sklearn mlkit-onnx]
 
 With ``--rounds N`` the servers take turns N times (the order rotating each round) and the
 median of each figure is shown, which keeps a neighbour's burst of load from landing on one
@@ -271,6 +272,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="turns per server; the table shows medians")
     parser.add_argument("--quick", action="store_true", help="5 s per server, 1 s warm-up, one round")
     parser.add_argument("--log", action="store_true", help="mlkit serve --log-db: log every prediction (durable SQLite)")
+    parser.add_argument("--servers", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="which servers to run (default all; the ratio column needs mlflow)")
     args = parser.parse_args()
     global PREDICTION_LOG
     PREDICTION_LOG = args.log
@@ -285,14 +288,15 @@ def main() -> int:
         model = build_model(tmp)
         script = tmp / "invocations.lua"
         script.write_text(WRK_LUA % model["body"])
+        kinds = tuple(kind for kind in KINDS if kind in args.servers)
         for workers in args.workers:
-            runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+            runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
             for turn in range(args.rounds):
-                for kind in KINDS[turn % len(KINDS):] + KINDS[:turn % len(KINDS)]:
+                for kind in kinds[turn % len(kinds):] + kinds[:turn % len(kinds)]:
                     runs[kind].append(measure(kind, model, workers, script, args.seconds, args.warmup, tmp))
                     print(f"round {turn + 1}: " + format_table(runs[kind][-1:]).splitlines()[-1], file=sys.stderr,
                           flush=True)
-            results += [median_of(runs[kind]) for kind in KINDS]
+            results += [median_of(runs[kind]) for kind in kinds]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"single-row dataframe_split POST /invocations, finance-fraud boosting; wrk -t{THREADS} -c{CONNECTIONS} "

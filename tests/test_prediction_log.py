@@ -203,7 +203,8 @@ def _count(url: str) -> int:
 
 def test_public_names():
     assert set(store.__all__) == {"COLUMNS", "ENV_VAR", "LogStoreError", "LogFullError", "LabelResult",
-                                  "resolve_url", "PredictionLogger", "attach_labels", "read_log", "windows"}
+                                  "resolve_url", "PredictionLogger", "ServedRows", "attach_labels", "read_log",
+                                  "windows"}
     assert all(hasattr(store, name) for name in store.__all__)
     assert issubclass(LogFullError, LogStoreError) and issubclass(LogStoreError, MlkitError)
 
@@ -595,3 +596,36 @@ def test_a_log_file_made_anew_is_read_anew(tmp_path):
         logger.log(_record(3))
     assert read_log(db)["request_id"].tolist() == ["3"]
     assert attach_labels(db, {"3": 1}).matched == 1
+
+
+def test_log_served_commits_each_part_on_its_own_and_builds_rows_off_the_callers_thread(store_url):
+    import numpy as np
+
+    from mlkit.monitoring.store import ServedRows
+
+    def part(ids, amounts, channels, predictions, scores):
+        return ServedRows(ids, {"amount": np.asarray(amounts, dtype=float), "channel": np.asarray(channels, dtype=object)},
+                          predictions, scores, "fraud", "3", "mlkit-onnx")
+
+    with PredictionLogger(store_url, durable=True) as logger:
+        assert logger.log_served([part(["s1"], [1.0], ["web"], [1], [0.75])]).result(30) == [None]
+        done = logger.log_served([
+            part(["s2", "s3"], [2.5, float("nan")], ["app", float("nan")], [0, 1], [0.125, float("nan")]),
+            part(["s1"], [9.0], ["web"], [1], [0.5]),  # already logged: this part alone is refused
+            part(["s4"], [4.0], ["web"], ["yes"], None),
+        ])
+        errors = done.result(30)
+        assert errors[0] is None and errors[2] is None
+        assert isinstance(errors[1], LogStoreError) and "s1" in str(errors[1])
+        assert logger.written == 4 and logger.failed == 1
+        with pytest.raises(ParameterError, match="rows"):
+            logger.log_served([part(["s5", "s6"], [1.0], ["web"], [1], None)])
+        with pytest.raises(ParameterError, match="ServedRows"):
+            logger.log_served([{"request_id": "s7"}])
+    log = read_log(store_url).set_index("request_id")
+    assert sorted(log.index) == ["s1", "s2", "s3", "s4"]
+    assert log.loc["s1", "score"] == 0.75 and log.loc["s2", "score"] == 0.125
+    assert pd.isna(log.loc["s3", "score"]) and pd.isna(log.loc["s4", "score"])
+    assert pd.isna(log.loc["s3", "amount"]) and pd.isna(log.loc["s3", "channel"]) and log.loc["s2", "channel"] == "app"
+    assert log.loc["s4", "prediction"] == "yes" and set(log["served_by"]) == {"mlkit-onnx"}
+    assert set(log["model_version"]) == {"3"}

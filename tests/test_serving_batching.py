@@ -121,3 +121,19 @@ def test_server_protocols_turn_nagle_off(name):
         asyncio.run(connect(sock))
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     assert protocol.best() is protocol.HttpToolsNoDelay
+
+
+def test_with_scores_each_request_gets_its_own_scores():
+    model = Model()
+
+    def scored(batch):
+        return model(batch), batch.columns["x"] / 100
+
+    batcher = MicroBatcher(scored, max_rows=5, with_scores=True)
+    batches = [_batch([i]) if i % 3 else _batch([i, i + 0.5]) for i in range(12)] + [_batch([1, 2, 3, 4, 5, 6])]
+    results = asyncio.run(_gather(batcher, batches))
+    for b, (predictions, scores) in zip(batches, results):
+        assert predictions == (b.columns["x"] * 9).tolist() and scores == (b.columns["x"] / 100).tolist()
+    assert len(model.calls) < len(batches)
+    no_scores = MicroBatcher(lambda batch: (model(batch), None), with_scores=True)
+    assert asyncio.run(_gather(no_scores, [_batch([1]), _batch([2])])) == [([9.0], None), ([18.0], None)]

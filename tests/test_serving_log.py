@@ -141,3 +141,151 @@ def test_a_log_that_cannot_record_answers_503_and_sends_no_prediction(fraud):
         answer = client.post("/invocations", json={"dataframe_records": fraud["records"][:1]})
     assert answer.status_code == 503 and "predictions" not in answer.json()
     assert "could not record" in answer.json()["message"] and "/var/secret" not in answer.text
+
+
+# --------------------------------------------------------------------------- scores
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory):
+    """A multiclass classifier (merchant category, 9 classes) and a regressor, packaged with ONNX."""
+    fraud_uc = usecases.get("finance-fraud")
+    frame = datasets.load(fraud_uc, n=1500).drop(columns=[fraud_uc.target])
+    multi = usecases.custom(name="merchant.csv", target="merchant_category", task="classification", positive_label=None)
+    demand = usecases.get("retail-demand")
+    out = {}
+    for key, uc, data in (("multiclass", multi, frame), ("regression", demand, datasets.load(demand, n=800))):
+        model, parts = training.train(uc, data, seed=0)
+        folder = registry.package(model, tmp_path_factory.mktemp(key) / "model", use_case=uc,
+                                  fit_rows=parts.train, test_rows=parts.test)
+        X = parts.test[training.feature_columns(parts.train, uc).features]
+        out[key] = {"folder": folder, "model": model, "X": X,
+                    "records": X.astype(object).where(X.notna(), None).to_dict(orient="records")}
+    return out
+
+
+def _serve_and_log(folder, runtime, records, db):
+    """Send every record as its own request, all at once (so the micro-batcher merges them), plus one 3-row
+    request; return the answers by request id and the log."""
+    import asyncio
+
+    from mlkit.monitoring.store import PredictionLogger
+    from mlkit.serving import create_app, load_model
+
+    logger = PredictionLogger(f"sqlite:///{db}", durable=True, power_safe=False)
+    app = create_app(load_model(folder, runtime=runtime), logger=logger)
+
+    async def send():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            singles = [client.post("/invocations", json={"dataframe_records": [r]}, headers={"X-Request-ID": f"r{i}"})
+                       for i, r in enumerate(records)]
+            several = client.post("/invocations", json={"dataframe_records": records[:3]},
+                                  headers={"X-Request-ID": "many"})
+            return await asyncio.gather(*singles, several)
+
+    try:
+        answers = asyncio.run(send())
+    finally:
+        logger.close()
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:1]
+    merged = app.state.metrics.merged.collect()[0].samples
+    predictions = {f"r{i}": a.json()["predictions"][0] for i, a in enumerate(answers[:-1])}
+    predictions.update({f"many-{i}": p for i, p in enumerate(answers[-1].json()["predictions"])})
+    calls = next(s.value for s in merged if s.name.endswith("_count"))
+    return predictions, read_log(f"sqlite:///{db}").set_index("request_id"), calls
+
+
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_a_binary_classifier_logs_the_positive_class_probability(fraud, tmp_path, runtime):
+    records, X = fraud["records"][:40], fraud["X"].iloc[:40]
+    answers, log, calls = _serve_and_log(fraud["folder"], runtime, records, tmp_path / "log.db")
+    assert calls < len(records)  # requests were merged into shared model calls, and each got its own scores
+    expected = fraud["model"].predict_proba(X)[:, 1]
+    ids = [f"r{i}" for i in range(len(records))]
+    assert [answers[i] for i in ids] == fraud["model"].predict(X).tolist()  # the answers did not change
+    assert log.loc[ids, "prediction"].tolist() == [answers[i] for i in ids]
+    assert abs(log.loc[ids, "score"].to_numpy() - expected).max() <= 1e-9
+    assert abs(log.loc[[f"many-{i}" for i in range(3)], "score"].to_numpy() - expected[:3]).max() <= 1e-9
+
+
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_a_multiclass_classifier_logs_the_top_class_probability(other_models, tmp_path, runtime):
+    case = other_models["multiclass"]
+    records, X = case["records"][:30], case["X"].iloc[:30]
+    answers, log, _ = _serve_and_log(case["folder"], runtime, records, tmp_path / "log.db")
+    ids = [f"r{i}" for i in range(len(records))]
+    assert [answers[i] for i in ids] == case["model"].predict(X).tolist()
+    assert log.loc[ids, "prediction"].tolist() == [answers[i] for i in ids]
+    assert abs(log.loc[ids, "score"].to_numpy() - case["model"].predict_proba(X).max(axis=1)).max() <= 1e-9
+
+
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_a_regressor_logs_no_score(other_models, tmp_path, runtime):
+    case = other_models["regression"]
+    answers, log, _ = _serve_and_log(case["folder"], runtime, case["records"][:20], tmp_path / "log.db")
+    assert len(log) == 23 and log["score"].isna().all()
+    assert log.loc["r0", "prediction"] == answers["r0"]
+
+
+def test_the_score_comes_from_the_call_that_predicted_and_only_when_logging(fraud):
+    """sklearn: one predict_proba call gives labels and scores (predict is not called); a model whose predict
+    is not the argmax of predict_proba (a tuned threshold), or that has no predict_proba, logs no score."""
+    import numpy as np
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.svm import LinearSVC
+
+    from mlkit.serving.model import _sklearn_scored
+    from mlkit.serving.schema import Batch
+
+    X = fraud["X"].iloc[:50]
+    batch = Batch({c: X[c].to_numpy() for c in X.columns}, len(X))
+
+    class Counting:
+        def __init__(self, model):
+            self.model, self.calls = model, []
+
+        def __getattr__(self, name):
+            attr = getattr(self.model, name)
+            if callable(attr):
+                def call(*args, **kwargs):
+                    self.calls.append(name)
+                    return attr(*args, **kwargs)
+                return call
+            return attr
+
+    model = fraud["model"]
+    counting = Counting(model)
+    labels, scores = _sklearn_scored(counting, "classification")(batch)
+    assert counting.calls == ["predict_proba"]
+    assert labels.tolist() == model.predict(X).tolist() and labels.dtype == model.predict(X).dtype
+    assert np.abs(scores - model.predict_proba(X)[:, 1]).max() == 0
+
+    y = np.arange(len(X)) % 2  # any two classes: the frozen model is not refitted
+    threshold = FixedThresholdClassifier(FrozenEstimator(model), threshold=0.01).fit(X, y)
+    labels, scores = _sklearn_scored(threshold, "classification")(batch)
+    assert scores is None and labels.tolist() == threshold.predict(X).tolist()
+    numeric = X.select_dtypes("number").fillna(0)
+    svm = LinearSVC().fit(numeric, y)
+    numeric_batch = Batch({c: numeric[c].to_numpy() for c in numeric.columns}, len(numeric))
+    labels, scores = _sklearn_scored(svm, "classification")(numeric_batch)
+    assert scores is None and labels.tolist() == svm.predict(numeric).tolist()
+
+
+def test_without_a_log_the_server_never_asks_for_scores(fraud):
+    from fastapi.testclient import TestClient
+
+    from mlkit.serving import create_app, load_model
+
+    served = load_model(fraud["folder"])
+
+    def refuse(batch):
+        raise AssertionError("scores computed without a log")
+
+    served.predict_scored = refuse
+    for micro_batch in (True, False):
+        with TestClient(create_app(served, micro_batch=micro_batch)) as client:
+            answer = client.post("/invocations", json={"dataframe_records": fraud["records"][:2]})
+        assert answer.status_code == 200
+        assert answer.json()["predictions"] == fraud["model"].predict(fraud["X"].iloc[:2]).tolist()

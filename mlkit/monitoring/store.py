@@ -16,7 +16,12 @@ attached to the request reaches both predictions.
 
 Writing: :class:`PredictionLogger` validates the records in the caller's thread, queues
 them, and a background thread inserts them in batches (one ``executemany`` per
-transaction). What is guaranteed:
+transaction). A server uses :meth:`PredictionLogger.log_served` instead: its rows are
+trusted (built by the server from input it has already validated), handed over as columns,
+and turned into log rows (JSON and all) in the writer's thread, so the request path only
+queues them. SQLite writers (threads or processes) queue for a file lock
+(``<db>.lock``, ``flock``) around each write transaction instead of polling SQLite's busy
+handler, which sleeps in steps of up to 100 ms. What is guaranteed:
 
 - nothing accepted is dropped: :meth:`PredictionLogger.log` either queues every record
   it was given or raises (:class:`LogFullError` when the bounded queue stays full for
@@ -90,6 +95,7 @@ __all__ = [
     "LogStoreError",
     "LogFullError",
     "LabelResult",
+    "ServedRows",
     "resolve_url",
     "PredictionLogger",
     "attach_labels",
@@ -146,6 +152,38 @@ class LabelResult:
     matched: int
     unknown: tuple[str, ...]
     stale: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServedRows:
+    """Rows one server request scored, for :meth:`PredictionLogger.log_served`.
+
+    Trusted input: the server built it from a request it validated, so the values are not
+    checked one by one (the lengths and names are). :meth:`PredictionLogger.log` is the
+    validating entry for anything else.
+
+    Attributes
+    ----------
+    request_ids : sequence of str
+        One non-empty id per row.
+    features : mapping of str to array-like
+        One column per feature, each with one value per row (NumPy arrays or lists; NaN
+        and None are stored as null).
+    predictions : sequence
+        One prediction per row (numbers, strings or booleans).
+    scores : sequence of float or None, or None
+        One score per row (NaN and None are stored as null), or None for no scores.
+    model, model_version, served_by : str
+        Who made the predictions.
+    """
+
+    request_ids: Sequence[str]
+    features: Mapping[str, Any]
+    predictions: Sequence[Any]
+    scores: Sequence[Any] | None
+    model: str
+    model_version: str = ""
+    served_by: str = "mlkit-sklearn"
 
 
 # --------------------------------------------------------------------------- the store
@@ -520,18 +558,119 @@ def _rows(records: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[dict
     return rows
 
 
+_ENCODE = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",", ":")).encode
+
+
+def _plain_column(values: Any) -> list[Any]:
+    """A column as plain Python values (JSON-ready), NaN and None as None."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "f":
+            plain = values.tolist()
+            if np.isnan(values).any():
+                plain = [None if v != v else v for v in plain]
+            return plain
+        values = values.tolist()
+    return [None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v) else v for v in
+            (item.item() if isinstance(item, np.generic) else item for item in values)]
+
+
+def _served_rows(part: ServedRows, now: dt.datetime) -> list[dict[str, Any]]:
+    """The log rows of a server's scored request (run in the writer's thread: JSON encoding is not free)."""
+    names = [str(name) for name in part.features]
+    columns = [_plain_column(values) for values in part.features.values()]
+    predictions = _plain_column(np.asarray(part.predictions)) if isinstance(part.predictions, np.ndarray) \
+        else part.predictions
+    if part.scores is None:
+        scores: Sequence[Any] = [None] * len(part.request_ids)
+    else:
+        scores = [None if v is None or v != v else float(v) for v in part.scores]
+    rows = []
+    for position, request_id in enumerate(part.request_ids):
+        prediction = predictions[position]
+        if isinstance(prediction, float) and not math.isfinite(prediction):
+            prediction = None
+        rows.append({
+            "request_id": request_id, "timestamp": now, "model": part.model, "model_version": part.model_version,
+            "features": _ENCODE(dict(zip(names, [column[position] for column in columns]))),
+            "prediction": _ENCODE(prediction), "score": scores[position], "served_by": part.served_by,
+            "label": None, "label_timestamp": None,
+        })
+    return rows
+
+
+def _check_served(part: Any, position: int) -> int:
+    """The number of rows of a :class:`ServedRows`, after checking its shape (not its values)."""
+    where = f"part {position}"
+    if not isinstance(part, ServedRows):
+        raise ParameterError(f"{where} is a {type(part).__name__}, not a ServedRows; log_served takes a list of "
+                             f"ServedRows (use log() for plain records).")
+    n = len(part.request_ids)
+    if any(not isinstance(rid, str) or not rid for rid in part.request_ids):
+        raise ParameterError(f"{where}: every request id must be a non-empty string.")
+    if len(set(part.request_ids)) != n:
+        raise ParameterError(f"{where}: request ids repeat; each row needs its own id.")
+    if not isinstance(part.model, str) or not part.model.strip():
+        raise ParameterError(f"{where} has an empty 'model'; name the model that made the predictions.")
+    if not isinstance(part.features, Mapping):
+        raise ParameterError(f"{where}: 'features' must map each column name to its values.")
+    lengths = {len(part.predictions), *(len(values) for values in part.features.values())}
+    if part.scores is not None:
+        lengths.add(len(part.scores))
+    if lengths - {n}:
+        raise ParameterError(f"{where}: the request ids, features, predictions and scores must all have {n} rows.")
+    return n
+
+
 # --------------------------------------------------------------------------- the background writer
 
 
+
+
+class _Group:
+    """Several log_served parts waiting together: one future, set once every part is committed or refused."""
+
+    __slots__ = ("future", "errors", "left", "lock")
+
+    def __init__(self, size: int) -> None:
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+        self.errors: list[BaseException | None] = [None] * size
+        self.left = size
+        self.lock = threading.Lock()
+
+    def settle(self, index: int, error: BaseException | None) -> None:
+        with self.lock:
+            self.errors[index] = error
+            self.left -= 1
+            done = self.left == 0
+        if done:
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                self.future.set_result(self.errors)
+
+
 class _Item:
-    """One log() call (or a flush marker): its rows, and a future set when they are committed."""
+    """One log() call, one part of a log_served() call, or a flush marker: its rows, and who waits for them.
 
-    __slots__ = ("rows", "future", "born")
+    A served part's rows are built by the writer (``part`` holds them until then).
+    """
 
-    def __init__(self, rows: list[dict[str, Any]], future: concurrent.futures.Future | None) -> None:
+    __slots__ = ("rows", "future", "born", "n", "part", "now", "group", "index")
+
+    def __init__(self, rows: list[dict[str, Any]] | None, future: concurrent.futures.Future | None, *,
+                 n: int | None = None, part: ServedRows | None = None, now: dt.datetime | None = None,
+                 group: _Group | None = None, index: int = 0) -> None:
         self.rows = rows
         self.future = future
         self.born = time.monotonic()
+        self.n = len(rows) if n is None else n
+        self.part, self.now, self.group, self.index = part, now, group, index
+
+    @property
+    def urgent(self) -> bool:
+        """Someone waits for the commit: write it at once."""
+        return self.future is not None or self.group is not None
+
+    def ids(self) -> list[str]:
+        return list(self.part.request_ids) if self.rows is None else [row["request_id"] for row in self.rows]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -627,6 +766,15 @@ class PredictionLogger:
         self.timeout = float(timeout)
         self.durable = bool(durable)
         self._engine = _create_engine(self.url, durable=self.durable, power_safe=power_safe)
+        self._lock_file = None
+        db = _sqlite_file(self.url)
+        if db is not None:
+            try:
+                import fcntl  # noqa: F401  (Windows has no flock: SQLite's busy handler alone, as before)
+
+                self._lock_file = open(db.with_name(db.name + ".lock"), "a")  # noqa: SIM115  (closed in close())
+            except (ImportError, OSError):
+                self._lock_file = None
         self._cond = threading.Condition()
         self._items: collections.deque[_Item] = collections.deque()
         self._queued = 0  # rows in _items
@@ -745,6 +893,47 @@ class PredictionLogger:
                 raise self._timeout_error(len(rows)) from None
         return [row["request_id"] for row in rows]
 
+    def log_served(self, parts: Sequence[ServedRows]) -> concurrent.futures.Future:
+        """Queue what a server scored, without waiting: the fast path for :mod:`mlkit.serving`.
+
+        The parts are trusted (see :class:`ServedRows`): their shapes are checked, their
+        values are not, and their log rows are built in the writer's thread. Each part is
+        committed or refused on its own (a request id logged twice fails only its part);
+        parts queued together are normally written in one transaction. Never blocks, so an
+        event loop can call it.
+
+        Parameters
+        ----------
+        parts : sequence of ServedRows
+            Typically one per request answered in this turn of the event loop.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Set once every part is settled, to a list with one entry per part: None when
+            its rows are committed, else the :class:`LogStoreError` saying why not.
+
+        Raises
+        ------
+        ParameterError
+            A part of the wrong shape (nothing is queued).
+        LogFullError
+            The queue has no room now (the database is not keeping up).
+        LogStoreError
+            The logger is closed.
+        """
+        parts = list(parts)
+        sizes = [_check_served(part, position) for position, part in enumerate(parts)]
+        group = _Group(len(parts))
+        if not parts:
+            group.future.set_result([])
+            return group.future
+        now = dt.datetime.now(dt.timezone.utc)
+        items = [_Item(None, None, n=n, part=part, now=now, group=group, index=index)
+                 for index, (part, n) in enumerate(zip(parts, sizes))]
+        self._enqueue_items(items, sum(sizes), 0.0)
+        return group.future
+
     def flush(self, timeout: float | None = None) -> None:
         """Write everything queued so far, and return once it is committed.
 
@@ -802,6 +991,8 @@ class PredictionLogger:
                 f"Check the database, or close with a longer timeout."
             )
         self._engine.dispose()
+        if self._lock_file is not None:
+            self._lock_file.close()
         self._raise_unreported()
 
     def __enter__(self) -> PredictionLogger:
@@ -820,31 +1011,34 @@ class PredictionLogger:
                  timeout: float) -> concurrent.futures.Future | None:
         """Queue one item, waiting up to ``timeout`` for room; a future when the caller waits."""
         future: concurrent.futures.Future | None = concurrent.futures.Future() if durable else None
+        self._enqueue_items([_Item(rows, future)], len(rows), timeout)
+        return future
+
+    def _enqueue_items(self, items: list[_Item], count: int, timeout: float) -> None:
+        """Queue items holding ``count`` rows together, waiting up to ``timeout`` for room."""
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._closed:
                 raise LogStoreError(f"The prediction logger for {_display(self.url)} is closed; make a new "
                                     f"PredictionLogger to log again.")
-            while self._queued and self._queued + len(rows) > self.max_queue:
+            while self._queued and self._queued + count > self.max_queue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise LogFullError(
                         f"The prediction log's queue has held {self._queued} records (max_queue={self.max_queue}) "
                         f"for {timeout:g} s: the database at {_display(self.url)} is not keeping up"
                         f"{' (last error: ' + self._last_error + ')' if self._last_error else ''}. "
-                        f"The {len(rows)} records of this call were not logged. Check the database, "
+                        f"The {count} records of this call were not logged. Check the database, "
                         f"raise max_queue or timeout, or send fewer requests."
                     )
                 self._cond.wait(remaining)
                 if self._closed:
                     raise LogStoreError(f"The prediction logger for {_display(self.url)} was closed while "
                                         f"waiting for room; these records were not logged.")
-            self._items.append(_Item(rows, future))
-            self._queued += len(rows)
-            if durable:
-                self._urgent += 1
+            self._items.extend(items)
+            self._queued += count
+            self._urgent += sum(1 for item in items if item.urgent)
             self._cond.notify_all()
-        return future
 
     def _wait(self, future: concurrent.futures.Future, timeout: float, count: int) -> None:
         try:
@@ -892,11 +1086,11 @@ class PredictionLogger:
                 self._cond.wait(remaining)
             batch: list[_Item] = []
             taken = 0
-            while self._items and (not batch or taken + len(self._items[0].rows) <= self.batch_size):
+            while self._items and (not batch or taken + self._items[0].n <= self.batch_size):
                 item = self._items.popleft()
                 batch.append(item)
-                taken += len(item.rows)
-                if item.future is not None:
+                taken += item.n
+                if item.urgent:
                     self._urgent -= 1
             self._queued -= taken
             self._in_flight = taken
@@ -904,12 +1098,38 @@ class PredictionLogger:
             return batch
 
     def _write(self, batch: list[_Item]) -> None:
+        ready = []
+        for item in batch:
+            if item.rows is None:  # a served part: its rows are built here, off the request path
+                try:
+                    item.rows = _served_rows(item.part, item.now)
+                except Exception as exc:  # noqa: BLE001  (a value JSON cannot hold: that part alone fails)
+                    self._finish([item], exc)
+                    continue
+            ready.append(item)
+        self._insert(ready)
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Any:
+        """SQLite: hold ``<db>.lock`` for the transaction, so writers queue in the kernel instead of polling."""
+        if self._lock_file is None:
+            yield
+            return
+        import fcntl
+
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)  # releases the GIL while it waits
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def _insert(self, batch: list[_Item]) -> None:
         rows = [row for item in batch for row in item.rows]
         pause = 0.05
         while True:
             try:
                 if rows:
-                    with self._engine.begin() as conn:
+                    with self._write_lock(), self._engine.begin() as conn:
                         conn.execute(_predictions.insert(), rows)
             except Exception as exc:  # noqa: BLE001  (the thread must survive every error, and report it)
                 if _transient(exc) and not self._gave_up():
@@ -919,7 +1139,7 @@ class PredictionLogger:
                     continue
                 if len(batch) > 1 and not _transient(exc):  # find the call(s) at fault; commit the others
                     for item in batch:
-                        self._write([item])
+                        self._insert([item])
                     return
                 self._finish(batch, exc)
                 return
@@ -931,14 +1151,15 @@ class PredictionLogger:
         return self._abandoned
 
     def _finish(self, batch: list[_Item], exc: BaseException | None) -> None:
-        count = sum(len(item.rows) for item in batch)
+        count = sum(item.n for item in batch)
         error = None
         if exc is not None:
             self._last_error = reason = _first_line(exc)
-            ids = [row["request_id"] for item in batch for row in item.rows]
+            ids = [request_id for item in batch for request_id in item.ids()]
             shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
             problem = f"{count} record(s) with request ids {shown}: {reason}"
-            fix = "The database kept failing; check it." if _transient(exc) else _REFUSED_HELP
+            fix = ("The database kept failing; check it." if _transient(exc) else _REFUSED_HELP
+                   if isinstance(exc, sa_exc.DBAPIError) else "Log numbers, strings or booleans.")
             error = LogStoreError(f"The prediction log at {_display(self.url)} refused {problem}. {fix}")
         report = False
         with self._cond:
@@ -947,16 +1168,19 @@ class PredictionLogger:
                 self._written += count
             else:
                 self._failed += count
-                report = any(item.future is None for item in batch if item.rows)  # nobody waits: report later
+                report = any(not item.urgent for item in batch if item.n)  # nobody waits: report later
                 if report:
                     self._unreported.append(problem)
         if report:
             _log.error("%s", error)
         for item in batch:
+            if item.group is not None:
+                item.group.settle(item.index, error if item.n else None)
+                continue
             if item.future is None or item.future.done():  # done: an async caller gave up waiting
                 continue
             with contextlib.suppress(concurrent.futures.InvalidStateError):
-                if error is None or not item.rows:
+                if error is None or not item.n:
                     item.future.set_result(None)
                 else:
                     item.future.set_exception(error)

@@ -34,7 +34,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, runtime: str
     ``max_batch_rows`` rows (see :mod:`mlkit.serving.batching`). With ``log``, every
     prediction is written to the prediction log at ``log_db`` (a SQLAlchemy URL or a
     SQLite file; default ``$MLKIT_LOG_DB``, else ``.mlkit/predictions.db``) before it is
-    answered; see :mod:`mlkit.monitoring.store`.
+    answered, with its score (see :mod:`mlkit.serving.model`); see :mod:`mlkit.monitoring.store`.
     """
     import json
     import os

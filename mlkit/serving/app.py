@@ -204,6 +204,13 @@ def _mlflow_batch(served: ServedModel, payload: Any) -> Batch:
     return _records_or_columns(served, key, data)
 
 
+def _params(value: Any) -> dict | None:
+    """Request parameters: a JSON object, or absent."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise InputError("parameters must be a JSON object of names and values.")
+
+
 def _parquet_batch(served: ServedModel, raw: bytes) -> Batch:
     import pandas as pd
 
@@ -239,8 +246,9 @@ def _request_id(request: Request) -> str:
     return uuid.uuid4().hex
 
 
-def _log_records(batch: Batch, predictions: list, ids: list[str], served: ServedModel, served_by: str) -> list[dict]:
-    """One prediction-log record per row: the row's features (NaN as null), its prediction, who served it."""
+def _log_records(batch: Batch, predictions: list, scores: list | None, ids: list[str], served: ServedModel,
+                 served_by: str) -> list[dict]:
+    """One prediction-log record per row (for a logger without ``log_served``): features (NaN as null), prediction, score."""
     names = list(batch.columns)
     columns = []
     for name in names:
@@ -250,11 +258,85 @@ def _log_records(batch: Batch, predictions: list, ids: list[str], served: Served
         else:
             values = np.where(values == values, values, None)  # NaN in a text column -> null
         columns.append(values.tolist())
+    scores = [None] * len(ids) if scores is None else scores
     return [
         {"request_id": rid, "model": served.name, "model_version": served.version, "served_by": served_by,
-         "features": dict(zip(names, row)), "prediction": prediction}
-        for rid, row, prediction in zip(ids, zip(*columns), predictions)
+         "features": dict(zip(names, row)), "prediction": prediction, "score": score}
+        for rid, row, prediction, score in zip(ids, zip(*columns), predictions, scores)
     ]
+
+
+class _LogSink:
+    """Hands the rows of the requests answered in one turn of the event loop to the logger together.
+
+    The micro-batcher answers all the requests of one model call in the same turn of the loop;
+    their rows go to :meth:`~mlkit.monitoring.store.PredictionLogger.log_served` as one group
+    (one queue operation, one wake-up of the writer, one wake-up of the loop once they are
+    committed) instead of one of each per request, and the writer builds the rows (JSON and
+    all) off the request path. Each request is still committed or refused on its own, and
+    :meth:`write` returns only once its rows are committed. A logger without ``log_served``
+    (a stand-in in a test) gets each request's records through ``alog``.
+    """
+
+    def __init__(self, logger: Any, served: ServedModel, served_by: str) -> None:
+        self.logger = logger
+        self.served, self.served_by = served, served_by
+        self.fast = callable(getattr(logger, "log_served", None))
+        self.timeout = float(getattr(logger, "timeout", 10.0))
+        self._pending: list | None = None
+
+    async def write(self, batch: Batch, predictions: list, scores: list | None, ids: list[str]) -> None:
+        """Return once the rows are committed; raise if they were not."""
+        if not self.fast:
+            await self.logger.alog(_log_records(batch, predictions, scores, ids, self.served, self.served_by))
+            return
+        from mlkit.monitoring.store import ServedRows
+
+        part = ServedRows(ids, batch.columns, predictions, scores, self.served.name, self.served.version,
+                          self.served_by)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._pending is None:
+            self._pending = []
+            loop.call_soon(self._submit, loop)  # after the other requests answered in this turn
+        self._pending.append((part, future))
+        await future
+
+    def _submit(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending, self._pending = self._pending or [], None
+        try:
+            done = self.logger.log_served([part for part, _ in pending])
+        except Exception as exc:  # full or closed: every request of the group is refused
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+
+        def settle() -> None:
+            timer.cancel()
+            try:
+                errors = done.result()
+            except Exception as exc:  # noqa: BLE001
+                errors = [exc] * len(pending)
+            for (_, future), error in zip(pending, errors):
+                if future.done():  # the client went away
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+        def expire() -> None:
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(TimeoutError(f"the prediction log did not commit within {self.timeout:g} s"))
+
+        def wake(_: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(settle)
+
+        timer = loop.call_later(self.timeout, expire)
+        done.add_done_callback(wake)
 
 
 def _feedback_labels(payload: Any) -> dict[str, Any]:
@@ -285,8 +367,10 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     is written to the prediction log before its answer is sent, and ``POST /feedback``
     attaches true outcomes to logged predictions by request id. The answer carries the id
     in its ``X-Request-ID`` header (the client's own, if it sent a valid one); row ``i`` of
-    a request of several rows is logged as ``<id>-<i>``. The server closes the logger
-    (flushing it) when it stops.
+    a request of several rows is logged as ``<id>-<i>``. Each row is logged with its score
+    (a classifier's positive-class or top-class probability, from the same model call as the
+    answer: :meth:`~mlkit.serving.model.ServedModel.predict_with_scores`; null for a
+    regressor); answers are unchanged. The server closes the logger (flushing it) when it stops.
     """
     from mlkit import __version__
 
@@ -306,31 +390,39 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     )
     metrics = _Metrics(served)
     app.state.served, app.state.metrics, app.state.logger = served, metrics, logger
+    # Scores (class probabilities) only for the log, from the same model call; without a log, predict() only.
+    with_scores = logger is not None
     if micro_batch:
-        batcher = MicroBatcher(served.predict_batch, max_batch_rows, on_batch=metrics.merged.observe)
+        batcher = MicroBatcher(served.predict_with_scores if with_scores else served.predict_batch, max_batch_rows,
+                               on_batch=metrics.merged.observe, with_scores=with_scores)
         score_rows = batcher.predict
     else:
-        async def score_rows(batch: Batch) -> list:
+        async def score_rows(batch: Batch) -> Any:
             metrics.merged.observe(1)
+            if with_scores:
+                predictions, scores = served.predict_with_scores(batch)
+                return np.asarray(predictions).tolist(), None if scores is None else np.asarray(scores).tolist()
             return served.predict(batch)
 
     served_by = f"mlkit-{served.runtime}"
+    sink = _LogSink(logger, served, served_by) if logger is not None else None
 
     async def predict(batch: Batch, request: Request) -> list:
         """Score a batch and, with a logger, write its rows to the prediction log before answering."""
-        predictions = await score_rows(batch)
-        if logger is not None:
-            rid = _request_id(request)
-            request.state.request_id = rid
-            ids = [rid] if batch.n == 1 else [f"{rid}-{i}" for i in range(batch.n)]
-            try:
-                await logger.alog(_log_records(batch, predictions, ids, served, served_by))
-            except Exception:  # the database is down or full: no answer goes out unlogged
-                log.exception("the prediction log could not record a request")
-                metrics.log_errors.inc()
-                raise InputError("The prediction log could not record this request, so it was not answered; "
-                                 "try again shortly.", status=503, code="TEMPORARILY_UNAVAILABLE") from None
-            metrics.logged.inc(batch.n)
+        if sink is None:
+            return await score_rows(batch)
+        predictions, scores = await score_rows(batch)
+        rid = _request_id(request)
+        request.state.request_id = rid
+        ids = [rid] if batch.n == 1 else [f"{rid}-{i}" for i in range(batch.n)]
+        try:
+            await sink.write(batch, predictions, scores, ids)
+        except Exception:  # the database is down or full: no answer goes out unlogged
+            log.exception("the prediction log could not record a request")
+            metrics.log_errors.inc()
+            raise InputError("The prediction log could not record this request, so it was not answered; "
+                             "try again shortly.", status=503, code="TEMPORARILY_UNAVAILABLE") from None
+        metrics.logged.inc(batch.n)
         return predictions
 
     def scored(contract: str, error: Callable[[InputError], Response], run: Callable[[], Any]):
@@ -402,9 +494,9 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
         if not isinstance(instances, list) or not instances:
             raise InputError("instances must be a non-empty list: one object (or list of values) per row.")
         if all(isinstance(r, dict) for r in instances):
-            batch = served.schema.from_records(instances, payload.get("parameters"))
+            batch = served.schema.from_records(instances, _params(payload.get("parameters")))
         else:
-            batch = served.schema.from_rows(instances, None, payload.get("parameters"))
+            batch = served.schema.from_rows(instances, None, _params(payload.get("parameters")))
         return {"predictions": await predict(batch, request)}, batch.n
 
     vertex.add_api_route(health_route, lambda: JSONResponse({}), methods=["GET"], summary="Vertex AI health check")
@@ -423,12 +515,13 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
         if isinstance(payload, dict) and "input_data" in payload:  # MLflow models on Azure ML
             data = payload["input_data"]
             if isinstance(data, dict) and "data" in data:
-                batch = served.schema.from_rows(data["data"], data.get("columns"), payload.get("params"))
+                batch = served.schema.from_rows(data["data"], data.get("columns"), _params(payload.get("params")))
             else:
                 batch = _mlflow_batch(served, {"inputs": data})
         elif isinstance(payload, dict) and "data" in payload:
             data = payload["data"]
-            batch = served.schema.from_records(data) if data and all(isinstance(r, dict) for r in data) else served.schema.from_rows(data)
+            records = isinstance(data, list) and data and all(isinstance(r, dict) for r in data)
+            batch = served.schema.from_records(data) if records else served.schema.from_rows(data)
         else:
             raise InputError('The request must be {"input_data": {"columns": [...], "data": [[...]]}} or {"data": [{...}]}.')
         return await predict(batch, request), batch.n
@@ -477,7 +570,7 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             if int(np.prod(shape)) != len(tensor["data"]):
                 raise InputError(f"Input {tensor['name']!r}: its shape does not match the number of values in data.")
             columns[tensor["name"]] = tensor["data"]
-        batch = served.schema.from_columns(columns, payload.get("parameters"))
+        batch = served.schema.from_columns(columns, _params(payload.get("parameters")))
         predictions = await predict(batch, request)
         output = {"name": "predictions", "shape": [len(predictions)],
                   "datatype": datatypes.get(served.output_type, "BYTES"), "data": predictions}

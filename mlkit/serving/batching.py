@@ -11,13 +11,16 @@ quiet server still answers each request straight away.
 
 Requests with ``params`` are scored alone. If a merged call fails, each request of that
 batch is scored on its own, so one bad request fails alone and the others are answered.
+
+With ``with_scores`` (a server that logs), the model call returns the predictions and a
+score per row (or None), and each request gets its own slice of both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -39,19 +42,23 @@ class MicroBatcher:
         The most rows merged into one call; a request larger than this is scored alone.
     on_batch
         Called with the number of requests merged into each call (for metrics).
+    with_scores
+        ``predict`` returns ``(predictions, scores or None)``, and :meth:`predict` returns
+        ``(predictions, scores or None)`` as lists.
     """
 
-    def __init__(self, predict: Callable[[Batch], np.ndarray], max_rows: int = 256,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(self, predict: Callable[[Batch], Any], max_rows: int = 256,
+                 on_batch: Callable[[int], None] | None = None, with_scores: bool = False) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}.")
         self._predict, self.max_rows, self._on_batch = predict, max_rows, on_batch
+        self.with_scores = with_scores
         self._queue: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
 
-    async def predict(self, batch: Batch) -> list:
-        """The predictions for ``batch``, as plain Python values (JSON-ready)."""
+    async def predict(self, batch: Batch) -> Any:
+        """The predictions for ``batch``, as plain Python values (JSON-ready); with scores, ``(predictions, scores)``."""
         if batch.params or batch.n >= self.max_rows:
             return self._score_alone(batch)
         loop = asyncio.get_running_loop()
@@ -63,10 +70,22 @@ class MicroBatcher:
         self._queue.put_nowait((batch, future))
         return await future
 
-    def _score_alone(self, batch: Batch) -> list:
+    def _call(self, batch: Batch) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model call: the predictions, and the scores (None without scores)."""
+        if self.with_scores:
+            predictions, scores = self._predict(batch)
+            return np.asarray(predictions), None if scores is None else np.asarray(scores)
+        return np.asarray(self._predict(batch)), None
+
+    def _result(self, predictions: np.ndarray, scores: np.ndarray | None) -> Any:
+        if self.with_scores:
+            return predictions.tolist(), None if scores is None else scores.tolist()
+        return predictions.tolist()
+
+    def _score_alone(self, batch: Batch) -> Any:
         if self._on_batch:
             self._on_batch(1)
-        return np.asarray(self._predict(batch)).tolist()
+        return self._result(*self._call(batch))
 
     async def _run(self, queue: asyncio.Queue) -> None:
         carry = None  # a request that did not fit in the previous call: it starts the next one
@@ -92,8 +111,8 @@ class MicroBatcher:
         try:
             first = items[0][0]
             merged = Batch({c: np.concatenate([b.columns[c] for b, _ in items]) for c in first.columns}, rows)
-            predictions = np.asarray(self._predict(merged))
-            if len(predictions) != rows:
+            predictions, scores = self._call(merged)
+            if len(predictions) != rows or (scores is not None and len(scores) != rows):
                 raise RuntimeError(f"the model returned {len(predictions)} predictions for {rows} rows")
         except Exception:  # score one by one, so a failing request fails alone
             log.debug("a merged batch of %d requests failed; scoring them one by one", len(items), exc_info=True)
@@ -105,7 +124,8 @@ class MicroBatcher:
         start = 0
         for batch, future in items:
             if not future.done():  # the client may have gone away
-                future.set_result(predictions[start:start + batch.n].tolist())
+                end = start + batch.n
+                future.set_result(self._result(predictions[start:end], None if scores is None else scores[start:end]))
             start += batch.n
 
     def _settle(self, future: asyncio.Future, batch: Batch) -> None:
