@@ -308,6 +308,11 @@ def _parser() -> argparse.ArgumentParser:
                                      "per-column drift and dataset drift")
     monitoring_commands.add_drift_arguments(p)
     p.set_defaults(func=monitoring_commands.run_drift)
+
+    p = sub.add_parser("monitor", help="a monitoring report from the prediction log: drift per window, "
+                                       "performance over time, alerts (HTML)")
+    monitoring_commands.add_monitor_arguments(p)
+    p.set_defaults(func=monitoring_commands.run_monitor)
     return parser
 
 

@@ -1,9 +1,13 @@
-"""``mlkit drift``: compare a production table with a reference, in the terminal, as JSON or as an HTML report.
+"""``mlkit drift`` and ``mlkit monitor``: drift and monitoring reports, in the terminal, as JSON or as HTML.
 
-``REFERENCE`` is a CSV or Parquet table (usually the training rows), a fingerprint JSON, or a
-packaged model folder (its ``fingerprint.json``); ``CURRENT`` is a CSV or Parquet table.
-Exit status: 0 when the report was made, 1 with ``--fail-on-drift`` when the dataset drifted,
-2 for bad input.
+``mlkit drift REFERENCE CURRENT``: ``REFERENCE`` is a CSV or Parquet table (usually the
+training rows), a fingerprint JSON, or a packaged model folder (its ``fingerprint.json``);
+``CURRENT`` is a CSV or Parquet table. Exit status: 0 when the report was made, 1 with
+``--fail-on-drift`` when the dataset drifted, 2 for bad input.
+
+``mlkit monitor --model NAME --html FILE``: one model's prediction log, window by window
+(:func:`mlkit.monitoring.monitor.monitor`): drift, performance, alerts. Exit status: 0 when
+the report was made, 1 with ``--fail-on-alert`` when an alert fired, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pandas as pd
 
 from mlkit.errors import DataError, ParameterError
 
-__all__ = ["add_drift_arguments", "run_drift", "read_table"]
+__all__ = ["add_drift_arguments", "run_drift", "add_monitor_arguments", "run_monitor", "read_table"]
 
 
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
@@ -112,3 +116,35 @@ def _write_html(args: argparse.Namespace, report, verdict: str) -> None:
     page.heading("Per column")
     page.table(report.table.drop(columns=["note"], errors="ignore"))
     page.write(args.html)
+
+
+def add_monitor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-db", metavar="URL",
+                   help="the prediction log: a SQLAlchemy URL or a SQLite file (default: $MLKIT_LOG_DB, "
+                        "else .mlkit/predictions.db)")
+    p.add_argument("--model", required=True, metavar="NAME", help="the model to monitor, as it is logged")
+    p.add_argument("--window", default="500", metavar="SIZE",
+                   help="rows per window (500) or a span of time (1h, 15min, 1D); default 500")
+    p.add_argument("--reference", metavar="PATH",
+                   help="the training table (CSV/Parquet), a fingerprint JSON or a packaged model folder "
+                        "(default: the log's first window)")
+    p.add_argument("--metric", metavar="NAME",
+                   help="performance metric, e.g. accuracy, recall, mae (default: accuracy for classes, mae otherwise)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--html", required=True, metavar="FILE", help="write the self-contained HTML report here")
+    p.add_argument("--fail-on-alert", action="store_true", help="exit with status 1 when an alert fired")
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    """What ``mlkit monitor`` runs (see the module docstring)."""
+    from mlkit.monitoring.monitor import format_summary, monitor
+
+    result = monitor(args.log_db, model=args.model, window=args.window, reference=args.reference,
+                     metric=args.metric)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(format_summary(result))
+    result.to_html(args.html)
+    print(f"HTML report: {args.html}", file=sys.stderr)
+    return 1 if args.fail_on_alert and not result.alerts.empty else 0
