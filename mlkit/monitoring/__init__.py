@@ -12,7 +12,9 @@ Submodules (imported on use, so ``import mlkit.monitoring`` stays light):
   delay), and a label-free estimate from calibrated confidence (isotonic regression).
 - :mod:`mlkit.monitoring.alerts`: rules (metric, threshold, consecutive windows, cool-down)
   producing alert records, and a webhook on loopback.
-- :mod:`mlkit.monitoring.commands` and :mod:`mlkit.monitoring.html`: ``mlkit drift`` and its
+- :mod:`mlkit.monitoring.monitor`: a report from the prediction log, window by window (drift
+  heatmap, performance over time, alerts), behind ``mlkit monitor``.
+- :mod:`mlkit.monitoring.commands` and :mod:`mlkit.monitoring.html`: ``mlkit drift``, ``mlkit monitor`` and their
   self-contained HTML report.
 
 ``monitoring`` never imports ``serving``: the server writes to the log through the public
