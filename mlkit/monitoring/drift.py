@@ -64,6 +64,8 @@ from mlkit.errors import DataError, ParameterError
 
 __all__ = [
     "STATISTICS",
+    "json_records",
+    "json_value",
     "NUMERIC_STATISTICS",
     "CATEGORICAL_STATISTICS",
     "P_VALUE_STATISTICS",
@@ -712,6 +714,21 @@ class DriftReport:
     reference_rows: int
     current_rows: int
 
+    def ratios(self) -> np.ndarray:
+        """Each row's distance to its threshold, 1 on it and above 1 when drifted.
+
+        ``value / threshold`` where the decision is on the value, ``threshold / p`` where it
+        is on the (adjusted) p-value; NaN where there is no value, inf for a p-value of 0.
+
+        >>> reference = pd.DataFrame({"x": np.arange(200.0)})
+        >>> drift_report(reference, reference.assign(x=reference["x"] + 50), thresholds=0.5).ratios().round(2)
+        array([3.46])
+        """
+        table = self.table
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(table["threshold_on"] == "p_value", table["threshold"] / table["p_value_adjusted"],
+                            table["value"] / table["threshold"]).astype(float)  # fmt: skip
+
     def _role(self, role: str) -> pd.DataFrame:
         return self.table[self.table["role"] == role].reset_index(drop=True)
 
@@ -741,15 +758,6 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (non-finite numbers become None), e.g. for ``mlkit drift --json``."""
 
-        def plain(value):
-            if isinstance(value, (bool, np.bool_)):
-                return bool(value)
-            if isinstance(value, (int, np.integer)):
-                return int(value)
-            if isinstance(value, (float, np.floating)):
-                return float(value) if np.isfinite(value) else None
-            return value
-
         return {
             "dataset_drift": bool(self.dataset_drift),
             "drift_share": float(self.drift_share),
@@ -761,8 +769,28 @@ class DriftReport:
             "reference_source": self.reference_source,
             "reference_rows": int(self.reference_rows),
             "current_rows": int(self.current_rows),
-            "columns": [{k: plain(v) for k, v in row.items()} for row in self.table.to_dict("records")],
+            "columns": json_records(self.table),
         }
+
+
+def json_value(value: Any) -> Any:
+    """One table cell as plain JSON data: numpy numbers as Python ones, NaN, inf and NaT as None, times as ISO text."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(value).isoformat()
+    return value
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as a list of plain-JSON row dicts (see :func:`json_value`)."""
+    return [{str(k): json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def _check_frame(frame: Any, name: str, min_rows: int) -> None:
@@ -1671,10 +1699,7 @@ def plot_report(report: DriftReport, ax=None):
     >>> plt.close(ax.figure)
     """
     table = report.table.iloc[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(table["threshold_on"] == "p_value", table["threshold"] / table["p_value_adjusted"],
-                         table["value"] / table["threshold"])  # fmt: skip
-    ratio = np.clip(np.nan_to_num(ratio, nan=1e-3, posinf=1e6), 1e-3, 1e6)
+    ratio = np.clip(np.nan_to_num(report.ratios()[::-1], nan=1e-3, posinf=1e6), 1e-3, 1e6)
     labels = [
         f"{c} ({s})" if r == "feature" else f"{c} ({s}, {r})"
         for c, s, r in zip(table["column"], table["statistic"], table["role"])

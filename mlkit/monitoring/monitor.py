@@ -162,14 +162,14 @@ class MonitorResult:
             "reference_is_log": self.reference_is_log,
             "metric": self.metric,
             "greater_is_better": self.greater_is_better,
-            "baseline": _plain(self.baseline),
+            "baseline": drift_module.json_value(self.baseline),
             "verdict": self.verdict,
             "alerted": not self.alerts.empty,
             "notes": list(self.notes),
-            "rules": [{k: _plain(v) for k, v in vars(rule).items()} for rule in self.rules],
-            "alerts": _records(self.alerts),
-            "windows": _records(self.windows),
-            "drift": _records(self.drift[self.drift["status"] == "checked"]),
+            "rules": [{k: drift_module.json_value(v) for k, v in vars(rule).items()} for rule in self.rules],
+            "alerts": drift_module.json_records(self.alerts),
+            "windows": drift_module.json_records(self.windows),
+            "drift": drift_module.json_records(self.drift[self.drift["status"] == "checked"]),
         }
 
     def report(self) -> Any:
@@ -180,24 +180,6 @@ class MonitorResult:
         """Write the self-contained HTML report (PNG figures inside, no JavaScript) and return its path."""
         self.report().write(path)
         return Path(path)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (pd.Timestamp, np.datetime64)):
-        return pd.Timestamp(value).isoformat()
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 # =========================================================================== rules
@@ -668,10 +650,7 @@ def _drift(frame, ids, order, ref, features, pred_column, classes, *, reference_
             ref, _current(rows, features), columns=columns, categorical=categorical, prediction=pred_column,
             thresholds=calibration_for(len(rows)) if calibrate else thresholds, drift_share=drift_share)
         table = report.table
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(table["threshold_on"] == "p_value",
-                             table["threshold"] / table["p_value_adjusted"], table["value"] / table["threshold"])
-        ratio = np.clip(ratio.astype(float), 0.0, 1e6)
+        ratio = np.clip(report.ratios(), 0.0, 1e6)
         for position, row in enumerate(table.to_dict("records")):
             long_rows.append({"window": int(window_id), "status": status, "column": _display(row["column"]),
                               "role": row["role"], "statistic": row["statistic"], "value": row["value"],
