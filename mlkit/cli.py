@@ -302,6 +302,13 @@ def _parser() -> argparse.ArgumentParser:
     cloud.add_arguments(p)
     p.set_defaults(func=cloud.run_from_args)
 
+    from mlkit import hybrid
+
+    p = sub.add_parser("gateway", help="hybrid: an on-premise gateway that pseudonymises records, scores them in "
+                                       "the cloud and falls back on-premise")
+    hybrid.add_arguments(p)
+    p.set_defaults(func=hybrid.run_from_args)
+
     from mlkit.monitoring import commands as monitoring_commands
 
     p = sub.add_parser("drift", help="compare a CSV/Parquet table with a reference (table, fingerprint or model): "

@@ -26,7 +26,7 @@ from typing import Iterator
 
 from mlkit.errors import MlkitError
 
-__all__ = ["running", "free_port", "stop_process_group", "ServerError"]
+__all__ = ["running", "running_command", "free_port", "stop_process_group", "ServerError"]
 
 
 class ServerError(MlkitError):
@@ -95,6 +95,19 @@ def running(
            "--runtime", runtime, "--workers", str(workers), *extra_args]
     if name:
         cmd += ["--name", name]
+    with running_command(cmd, port=port, env=env, timeout=timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_command(cmd: list[str], *, port: int, env: dict[str, str] | None = None, timeout: float = 90.0,
+                    health: str = "/ping") -> Iterator[str]:
+    """Run a server command (which must listen on 127.0.0.1:``port``; 0 picks a free port and
+    appends ``--port N``) until ``health`` answers 200; yield its URL; always stop its process group.
+    """
+    if not port:
+        port = free_port()
+        cmd = [*cmd, "--port", str(port)]
     log = tempfile.NamedTemporaryFile(prefix="mlkit-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, **(env or {}), "MLKIT_PARENT_PID": str(os.getpid())})
@@ -107,13 +120,13 @@ def running(
                 tail = Path(log.name).read_text(errors="replace")[-2000:]
                 raise ServerError(f"The server exited before answering (status {proc.returncode}):\n{tail}")
             try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+                with urllib.request.urlopen(f"{url}{health}", timeout=2) as answer:
                     if answer.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise ServerError(f"The server did not answer /ping within {timeout:g} s; its log: {log.name}")
+                raise ServerError(f"The server did not answer {health} within {timeout:g} s; its log: {log.name}")
             time.sleep(0.2)
         yield url
     finally:
