@@ -553,8 +553,9 @@ def parse_on_premise_when(items: Sequence[str] | None) -> dict[str, set[str]]:
 
     Examples
     --------
-    >>> parse_on_premise_when(["sensitive=true", "ward=ICU|HDU"])
-    {'sensitive': {'true'}, 'ward': {'hdu', 'icu'}}
+    >>> rules = parse_on_premise_when(["sensitive=true", "ward=ICU|HDU"])
+    >>> {column: sorted(values) for column, values in rules.items()}
+    {'sensitive': ['true'], 'ward': ['hdu', 'icu']}
     """
     rules: dict[str, set[str]] = {}
     for item in items or ():
