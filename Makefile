@@ -70,8 +70,9 @@ system-deps:
 	fi
 
 ## Every test tier: unit, golden (nbval), smoke grid, CSV runs, parameter validation, browser.
+## notebooks/ first: the golden tier runs while the smoke grid (started at collection) runs beside it.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest tests mlkit notebooks --doctest-modules --nbval \
+	$(BIN)/python -m pytest notebooks tests mlkit --doctest-modules --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=25
 
 ## Unit tests only (no notebook execution).

@@ -56,7 +56,19 @@ def repo_root() -> Path:
     return ROOT
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the smoke grid in the background as soon as one of its tests is selected (tests/test_notebooks.py)."""
+    for item in items:
+        if "grid" in getattr(item, "fixturenames", ()) and hasattr(item.module, "start_grid"):
+            item.module.start_grid()
+            return
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for item in session.items:
+        if hasattr(getattr(item, "module", None), "stop_grid"):
+            item.module.stop_grid()
+            break
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if os.environ.get("CI", "").lower() == "true" and reporter is not None:
         skipped = reporter.stats.get("skipped", [])

@@ -134,11 +134,42 @@ def _public_csvs(folder: Path) -> dict[str, dict]:
     }
 
 
+_GRID: dict = {}
+
+
+def start_grid() -> None:
+    """Start the smoke grid in a background thread, once.
+
+    conftest.py calls this at collection time when a grid test is selected, so the grid's two
+    kernels run while the golden tier and the unit tests run in the main process: the machine's
+    cores are busy the whole time instead of idling through the golden tier's one kernel. The
+    ``grid`` fixture waits for it.
+    """
+    if "future" in _GRID:
+        return
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    tmp = Path(tempfile.mkdtemp(prefix="mlkit-smoke-grid-"))
+    (tmp / "csv").mkdir()
+    jobs = _jobs(tmp, _public_csvs(tmp / "csv"))
+    executor = ThreadPoolExecutor(1, thread_name_prefix="smoke-grid")
+    _GRID.update(tmp=tmp, future=executor.submit(batch.run_many, jobs, workers=2, timeout=300, render=False))
+    executor.shutdown(wait=False)
+
+
+def stop_grid() -> None:
+    """Remove the grid's files once it has finished (conftest.py calls this at the end of the session)."""
+    import shutil
+
+    if "future" in _GRID and _GRID["future"].done():
+        shutil.rmtree(_GRID["tmp"], ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("smoke")
-    jobs = _jobs(tmp, _public_csvs(tmp_path_factory.mktemp("csv")))
-    results = batch.run_many(jobs, workers=2, timeout=300, render=False)
+def grid():
+    start_grid()
+    results = _GRID["future"].result()
     return {Path(r.output).stem: r for r in results}
 
 
