@@ -200,20 +200,37 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+_GUARDRAILS = {"canary_min_rows": "min_rows", "canary_max_error_rate": "max_error_rate",
+               "canary_min_agreement": "min_agreement", "canary_max_drop": "max_drop",
+               "canary_min_rate_ratio": "min_rate_ratio"}
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from mlkit import serving
 
     if args.workers < 1:
         raise MlkitError(f"--workers must be at least 1, got {args.workers}.")
-    print(f"mlkit serve: {args.model} on http://{args.host}:{args.port} (runtime {args.runtime}, "
-          f"{args.workers} worker(s)); /docs lists the routes", file=sys.stderr)
     if args.no_log and (args.log or args.log_db):
         raise MlkitError("--no-log contradicts --log and --log-db; give one of them.")
+    second = "--shadow" if args.shadow else "--canary" if args.canary else None
+    if second and args.no_log:
+        raise MlkitError(f"{second} logs the second model's predictions beside the served model's, so it needs the "
+                         "prediction log; drop --no-log (the log goes to --log-db URL, else $MLKIT_LOG_DB, else "
+                         ".mlkit/predictions.db).")
     if args.max_batch_rows < 1:
         raise MlkitError(f"--max-batch-rows must be at least 1, got {args.max_batch_rows}.")
+    guardrails = {key: getattr(args, option) for option, key in _GUARDRAILS.items() if getattr(args, option) is not None}
+    extra = {"shadow": args.shadow, "canary": args.canary, "canary_percent": args.canary_percent,
+             "guardrails": guardrails}
+    percent = args.canary_percent if args.canary_percent is not None else 10.0  # rollout.DEFAULT_PERCENT
+    rollout = (f"; shadow {args.shadow}" if args.shadow else "") + (
+        f"; canary {args.canary} at {percent:g}%" if args.canary else "")
+    print(f"mlkit serve: {args.model} on http://{args.host}:{args.port} (runtime {args.runtime}, "
+          f"{args.workers} worker(s)){rollout}; /docs lists the routes", file=sys.stderr)
     serving.serve(args.model, host=args.host, port=args.port, runtime=args.runtime, name=args.name,
                   workers=args.workers, trust=tuple(args.trust or ()), allow_pickle=args.allow_pickle,
-                  micro_batch=args.micro_batch, max_batch_rows=args.max_batch_rows, log=bool(args.log or args.log_db), log_db=args.log_db)
+                  micro_batch=args.micro_batch, max_batch_rows=args.max_batch_rows, log=bool(args.log or args.log_db),
+                  log_db=args.log_db, **extra)
     return 0
 
 
@@ -289,6 +306,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-db", metavar="URL",
                    help="log to this store instead: a SQLAlchemy URL (sqlite:///..., postgresql://...) or a SQLite file")
     p.add_argument("--no-log", action="store_true", help="do not log predictions (the default; for scripts that say so)")
+    rollout = p.add_argument_group(
+        "shadow and canary rollout",
+        "A second model beside --model (as models:/NAME@ALIAS, models:/NAME/VERSION or a folder, with the same columns); "
+        "either turns the log on. A guardrail is judged once it has --canary-min-rows rows; when one breaks the canary "
+        "is rolled back (no more traffic, WARNING in the server's log, GET /canary says why).")
+    rollout.add_argument("--shadow", metavar="MODEL2",
+                         help="score every request with MODEL2 too, in the background, and log its predictions "
+                              "(served_by=shadow, same request id); answers come from --model only")
+    rollout.add_argument("--canary", metavar="MODEL2",
+                         help="answer --canary-percent of the requests (chosen by request id) with MODEL2 "
+                              "(header X-Served-By: canary, logged as served_by=canary); the champion scores them too, "
+                              "in the background; GET /canary reports the guardrails. Needs --workers 1")
+    rollout.add_argument("--canary-percent", type=float, metavar="P",
+                         help="share of requests the canary answers, more than 0 and less than 100 (default: 10)")
+    rollout.add_argument("--canary-min-rows", type=int, metavar="N",
+                         help="rows a guardrail needs before it is judged (default: 50)")
+    rollout.add_argument("--canary-max-error-rate", type=float, metavar="E",
+                         help="roll back when the canary fails (raises, NaN, unreadable request) on more than this "
+                              "share of its rows; the champion answers those (default: 0.02; 1 turns it off)")
+    rollout.add_argument("--canary-min-agreement", type=float, metavar="A",
+                         help="roll back when the canary agrees with the champion on fewer than this share of rows; "
+                              "classification: same label; regression: |canary - champion| <= 10%% of |champion| "
+                              "(default: 0.8; 0 turns it off). Blind to a rare class: never predicting 1%% fraud "
+                              "still agrees 99%%")
+    rollout.add_argument("--canary-min-rate-ratio", type=float, metavar="R",
+                         help="classification: roll back when, for a class either model predicts on at least 10 "
+                              "paired rows, the canary predicts it less than R or more than 1/R times as often as the "
+                              "champion on the same rows; catches a model that stops predicting a rare class "
+                              "(default: 0.5; 0 turns it off)")
+    rollout.add_argument("--canary-max-drop", type=float, metavar="D",
+                         help="with outcomes from POST /feedback: roll back when the canary's balanced accuracy on its "
+                              "labelled rows is more than D below the champion's on the same rows (classification; "
+                              "classes with at least 10 labelled rows), or its MAE more than D (relative) above "
+                              "(regression) (default: 0.05)")
     p.set_defaults(func=_cmd_serve)
 
     from mlkit import cloud

@@ -97,6 +97,19 @@ def test_alerts_fire_at_the_expected_windows(covariate):
     assert covariate.verdict.startswith(f"{len(covariate.alerts)} alert(s) in {WINDOWS - 1} checked window(s)")
 
 
+def test_shadow_rows_never_count_as_the_served_models(drifted_log, tmp_path):
+    """A shadow's predictions (served_by="shadow") reached nobody: the report is the one without them."""
+    _, stream = drifted_log["streams"]["steady"]
+    answered = _records(stream, "steady")
+    shadow = [dict(r, served_by="shadow", prediction=1 - r["prediction"], score=1 - r["score"]) for r in answered]
+    url = f"sqlite:///{tmp_path / 'with-shadow.db'}"
+    with PredictionLogger(url, durable=True) as logger:
+        logger.log(answered + shadow)
+    alone, beside = monitor(drifted_log["url"], model="steady", window=SIZE), monitor(url, model="steady", window=SIZE)
+    assert beside.windows["rows"].tolist() == alone.windows["rows"].tolist() == [SIZE] * WINDOWS
+    pd.testing.assert_series_equal(beside.windows["realised"], alone.windows["realised"])
+
+
 def test_concept_drift_realised_falls_while_the_estimate_stays_flat(concept):
     table = concept.windows.set_index("window")
     before, after = table.loc[: DRIFT_AT - 1], table.loc[DRIFT_AT:]

@@ -412,7 +412,7 @@ def monitor(
 
 
 def _read(log: Any, model: str | None) -> tuple[pd.DataFrame, str | None]:
-    """The model's rows in time order, or a clear error for an empty log or an unknown model."""
+    """The model's answered rows in time order (not its shadow rows), or a clear error for an empty log or an unknown model."""
     if isinstance(log, pd.DataFrame):
         frame, where = log, "The frame"
         if model is not None:
@@ -439,6 +439,8 @@ def _read(log: Any, model: str | None) -> tuple[pd.DataFrame, str | None]:
             present = sorted(everything["model"].dropna().astype(str).unique())
             raise ParameterError(f"{where} has no predictions of model {model!r}; it has: {', '.join(present)}. "
                                  f"Pass one of these with --model (model=).")
+    if "served_by" in frame.columns:  # a shadow's predictions (and the champion's beside a canary) reached nobody
+        frame = frame[frame["served_by"] != "shadow"]
     if model is None and "model" in frame.columns:
         present = sorted(frame["model"].dropna().astype(str).unique())
         if len(present) > 1:

@@ -6,7 +6,8 @@
 | Vertex AI | ``GET $AIP_HEALTH_ROUTE``, ``POST $AIP_PREDICT_ROUTE`` (defaults ``/vertex/health``, ``/vertex/predict``) |
 | Azure ML | ``GET /``, ``POST /score`` |
 | Open Inference Protocol V2 | ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{m}``, ``/v2/models/{m}/ready``, ``POST /v2/models/{m}/infer`` |
-| operations | ``/docs`` (OpenAPI), ``/metrics`` (Prometheus) |
+| operations | ``/docs`` (OpenAPI), ``/metrics`` (Prometheus), ``POST /feedback`` (with a log) |
+| rollout | ``GET /shadow``, ``GET /canary`` (with a shadow or canary model: :mod:`mlkit.serving.rollout`) |
 
 Every error answer is a 4xx in the contract's own error shape for bad input. No answer
 repeats a value from the request or carries a traceback; an unexpected failure is a 500
@@ -30,8 +31,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from mlkit.errors import ParameterError
+from mlkit.serving import rollout
 from mlkit.serving.batching import MicroBatcher
 from mlkit.serving.model import ServedModel
+from mlkit.serving.rollout import BackgroundScorer, CanaryMonitor, Guardrails
 from mlkit.serving.schema import Batch, InputError, finite_json
 
 __all__ = ["create_app", "LIMITS", "MLFLOW_KEYS"]
@@ -357,7 +360,9 @@ def _feedback_labels(payload: Any) -> dict[str, Any]:
 
 
 def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_predict: str | None = None,
-               micro_batch: bool = True, max_batch_rows: int = 256, logger: Any = None) -> FastAPI:
+               micro_batch: bool = True, max_batch_rows: int = 256, logger: Any = None,
+               shadow: ServedModel | None = None, canary: ServedModel | None = None,
+               canary_percent: float = rollout.DEFAULT_PERCENT, guardrails: Guardrails | None = None) -> FastAPI:
     """The server for one model, with every contract's routes (see the module docstring).
 
     With ``micro_batch`` (the default), requests that arrive together are scored in one
@@ -371,12 +376,39 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
     (a classifier's positive-class or top-class probability, from the same model call as the
     answer: :meth:`~mlkit.serving.model.ServedModel.predict_with_scores`; null for a
     regressor); answers are unchanged. The server closes the logger (flushing it) when it stops.
+
+    With ``shadow`` (a second :class:`~mlkit.serving.model.ServedModel`; needs ``logger``),
+    every answered request is scored again by the shadow in a background thread and its
+    predictions are logged with ``served_by="shadow"`` and the same request ids; answers never
+    depend on it. With ``canary``, ``canary_percent`` % of the requests (by request id) are
+    answered by the canary (header ``X-Served-By: canary``, logged with ``served_by="canary"``),
+    the champion scores them too in the background, and the canary is rolled back when one of
+    the ``guardrails`` breaks; ``GET /canary`` reports it. See :mod:`mlkit.serving.rollout`.
+    A second model whose columns cannot work with the served model's raises
+    :class:`~mlkit.errors.MlkitError` here. When the server stops, the background scoring is
+    finished before the logger is closed.
     """
     from mlkit import __version__
+
+    if shadow is not None and canary is not None:
+        raise ParameterError("A shadow and a canary are two ways of trying a second model; give one of them "
+                             "(--shadow or --canary).")
+    monitor: CanaryMonitor | None = None
+    if shadow is not None:
+        if logger is None:
+            raise ParameterError("A shadow model's predictions go only to the prediction log, so a shadow needs one: "
+                                 "pass logger=PredictionLogger(...) (mlkit serve --shadow turns the log on).")
+        rollout.check_compatible(served, shadow, "shadow")
+    if canary is not None:
+        rollout.check_compatible(served, canary, "canary")
+        monitor = CanaryMonitor(served, canary, canary_percent, guardrails)
+    background: BackgroundScorer | None = None  # scores requests after their answer is final
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        if background is not None:  # score (and log) what is still queued before the log closes
+            await asyncio.get_running_loop().run_in_executor(None, background.close)
         if logger is not None:
             logger.close()
 
@@ -385,44 +417,108 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
         version=__version__,
         description=f"Model {served.name!r} version {served.version} ({served.task}, runtime {served.runtime}). "
         f"Input columns: {served.schema.describe()}."
-        + (" Predictions are logged; POST /feedback attaches outcomes." if logger is not None else ""),
+        + (" Predictions are logged; POST /feedback attaches outcomes." if logger is not None else "")
+        + (f" Shadow model {shadow.name!r} version {shadow.version} scores every request (GET /shadow)."
+           if shadow is not None else "")
+        + (f" Canary {canary.name!r} version {canary.version} answers {monitor.percent:g}% of requests "
+           f"until a guardrail breaks (GET /canary)." if monitor is not None else ""),
         lifespan=lifespan,
     )
     metrics = _Metrics(served)
     app.state.served, app.state.metrics, app.state.logger = served, metrics, logger
     # Scores (class probabilities) only for the log, from the same model call; without a log, predict() only.
     with_scores = logger is not None
-    if micro_batch:
-        batcher = MicroBatcher(served.predict_with_scores if with_scores else served.predict_batch, max_batch_rows,
-                               on_batch=metrics.merged.observe, with_scores=with_scores)
-        score_rows = batcher.predict
-    else:
+
+    def scorer(model: ServedModel) -> Callable[[Batch], Any]:
+        """The request path's model call: micro-batched, or one call per request."""
+        if micro_batch:
+            return MicroBatcher(model.predict_with_scores if with_scores else model.predict_batch, max_batch_rows,
+                                on_batch=metrics.merged.observe, with_scores=with_scores).predict
+
         async def score_rows(batch: Batch) -> Any:
             metrics.merged.observe(1)
             if with_scores:
-                predictions, scores = served.predict_with_scores(batch)
+                predictions, scores = model.predict_with_scores(batch)
                 return np.asarray(predictions).tolist(), None if scores is None else np.asarray(scores).tolist()
-            return served.predict(batch)
+            return model.predict(batch)
 
+        return score_rows
+
+    score_rows = scorer(served)
     served_by = f"mlkit-{served.runtime}"
     sink = _LogSink(logger, served, served_by) if logger is not None else None
 
+    canary_rows = scorer(canary) if canary is not None else None
+    canary_sink = _LogSink(logger, canary, "canary") if logger is not None and canary is not None else None
+    if shadow is not None:
+        background = BackgroundScorer(shadow, served.schema, logger=logger, served_by="shadow",
+                                      max_rows=max_batch_rows)
+        metrics.registry.register(rollout.ShadowCollector(background, "shadow", "the shadow model"))
+    if monitor is not None:  # the champion on the canary's requests: paired predictions for the guardrails
+        background = BackgroundScorer(served, served.schema, logger=logger, served_by="shadow",
+                                      on_scored=monitor.record_champion, max_rows=max_batch_rows)
+        metrics.registry.register(rollout.ShadowCollector(background, "canary_champion",
+                                                          "the champion on the canary's requests"))
+        metrics.registry.register(rollout.CanaryCollector(monitor))
+    app.state.canary, app.state.background = monitor, background
+    needs_id = logger is not None or monitor is not None
+
+    async def ask_canary(batch: Batch) -> tuple[Batch, Any] | None:
+        """The canary's batch and answer, or None when it failed (counted; the champion answers instead)."""
+        try:
+            own = rollout.adapt(batch, served.schema, canary.schema)
+            result = await canary_rows(own)
+            predictions = result[0] if with_scores else result
+            if len(predictions) != batch.n or not finite_json(predictions):
+                raise ValueError("the canary returned NaN, infinity or the wrong number of predictions")
+        except Exception as exc:  # noqa: BLE001  (whatever the canary does, the champion answers)
+            monitor.record_failed(batch.n)
+            (log.warning if monitor.errors == batch.n else log.debug)(
+                "the canary %r failed on a request (%s); the champion answered it", canary.name, type(exc).__name__)
+            return None
+        return own, result
+
     async def predict(batch: Batch, request: Request) -> list:
-        """Score a batch and, with a logger, write its rows to the prediction log before answering."""
-        if sink is None:
+        """Score a batch (by the canary, for its share of requests) and, with a logger, log its rows before answering.
+
+        A shadow, and the champion on a canary's request, score the batch afterwards, in the
+        background: nothing they do changes this answer.
+        """
+        if not needs_id:
             return await score_rows(batch)
-        predictions, scores = await score_rows(batch)
         rid = _request_id(request)
         request.state.request_id = rid
         ids = [rid] if batch.n == 1 else [f"{rid}-{i}" for i in range(batch.n)]
-        try:
-            await sink.write(batch, predictions, scores, ids)
-        except Exception:  # the database is down or full: no answer goes out unlogged
-            log.exception("the prediction log could not record a request")
-            metrics.log_errors.inc()
-            raise InputError("The prediction log could not record this request, so it was not answered; "
-                             "try again shortly.", status=503, code="TEMPORARILY_UNAVAILABLE") from None
-        metrics.logged.inc(batch.n)
+        model, write, rows, result = served, sink, batch, None
+        if monitor is not None:
+            if monitor.routes(rid):
+                answer = await ask_canary(batch)
+                if answer is not None:
+                    model, write = canary, canary_sink
+                    rows, result = answer
+            request.state.served_by = "canary" if model is canary else "champion"
+        if result is None:
+            result = await score_rows(batch)
+        request.state.answered = model
+        if write is None:
+            predictions = result
+        else:
+            predictions, scores = result
+            try:
+                await write.write(rows, predictions, scores, ids)
+            except Exception:  # the database is down or full: no answer goes out unlogged
+                log.exception("the prediction log could not record a request")
+                metrics.log_errors.inc()
+                raise InputError("The prediction log could not record this request, so it was not answered; "
+                                 "try again shortly.", status=503, code="TEMPORARILY_UNAVAILABLE") from None
+            metrics.logged.inc(batch.n)
+        if background is not None and (shadow is not None or model is canary):
+            try:  # the answer is final: from here on nothing may change it
+                if model is canary:
+                    monitor.record_answered(ids, predictions)
+                background.submit(batch, ids)
+            except Exception:  # noqa: BLE001
+                log.exception("handing a request to the background scorer failed")
         return predictions
 
     def scored(contract: str, error: Callable[[InputError], Response], run: Callable[[], Any]):
@@ -434,6 +530,9 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
                 rid = getattr(request.state, "request_id", None)
                 if rid is not None:
                     response.headers["X-Request-ID"] = rid
+                who = getattr(request.state, "served_by", None)  # with a canary: champion or canary
+                if who is not None:
+                    response.headers["X-Served-By"] = who
             except InputError as exc:
                 status, response = exc.status, error(exc)
             except Exception:  # a bug or a model failure: log it, answer without details
@@ -572,9 +671,10 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             columns[tensor["name"]] = tensor["data"]
         batch = served.schema.from_columns(columns, _params(payload.get("parameters")))
         predictions = await predict(batch, request)
+        answered = getattr(request.state, "answered", served)  # a canary's answer carries its version
         output = {"name": "predictions", "shape": [len(predictions)],
-                  "datatype": datatypes.get(served.output_type, "BYTES"), "data": predictions}
-        body = {"model_name": served.name, "model_version": served.version, "outputs": [output]}
+                  "datatype": datatypes.get(answered.output_type, "BYTES"), "data": predictions}
+        body = {"model_name": served.name, "model_version": answered.version, "outputs": [output]}
         if isinstance(payload.get("id"), str):
             body["id"] = payload["id"]
         return body, batch.n
@@ -614,10 +714,34 @@ def create_app(served: ServedModel, *, vertex_health: str | None = None, vertex_
             log.exception("attaching labels failed")
             return error(InputError("The prediction log could not record these labels; try again shortly.",
                                     status=503, code="TEMPORARILY_UNAVAILABLE"))
+        if monitor is not None:  # the canary's labelled guardrail
+            monitor.record_labels(labels)
         return JSONResponse({"matched": result.matched, "unknown": list(result.unknown), "stale": list(result.stale)})
 
     app.add_api_route("/feedback", feedback, methods=["POST"], tags=["operations"],
                       summary="Attach true outcomes to logged predictions by request id")
+
+    # ------------------------------------------------------------------ rollout
+    def not_running(what: str, flag: str) -> Response:
+        return JSONResponse({"error_code": "RESOURCE_DOES_NOT_EXIST",
+                             "message": f"This server runs no {what}; start it with mlkit serve --model MODEL {flag}."},
+                            status_code=404)
+
+    def shadow_status() -> Response:
+        if shadow is None:
+            return not_running("shadow model", "--shadow MODEL2")
+        return JSONResponse({"shadow": shadow.name, "version": shadow.version, "rows": background.scored,
+                             "errors": background.errors, "dropped": background.dropped, "pending": background.pending})
+
+    def canary_status() -> Response:
+        if monitor is None:
+            return not_running("canary", "--canary MODEL2 --canary-percent P")
+        return JSONResponse(monitor.status())
+
+    app.add_api_route("/shadow", shadow_status, methods=["GET"], tags=["rollout"],
+                      summary="The shadow model: rows scored, errors, rows dropped, requests waiting")
+    app.add_api_route("/canary", canary_status, methods=["GET"], tags=["rollout"],
+                      summary="The canary: share of traffic, state (running or rolled_back), guardrail measurements")
     for router in (mlflow, vertex, azure, v2):
         app.include_router(router)
     return app

@@ -84,6 +84,9 @@ def running(
         Extra environment variables for the server (e.g. Vertex AI's ``AIP_*``).
     timeout
         Seconds to wait for the server to answer ``/ping``.
+    extra_args
+        More ``mlkit serve`` flags, e.g. ``("--log-db", url)``, ``("--shadow", "models:/fraud@challenger")`` or
+        ``("--canary", "models:/fraud@challenger", "--canary-percent", "20")``.
 
     Yields
     ------
