@@ -56,6 +56,7 @@ def repo_root() -> Path:
     return ROOT
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected: `pytest -k something` never starts the grid
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start the smoke grid in the background as soon as one of its tests is selected (tests/test_notebooks.py)."""
     for item in items:
