@@ -278,15 +278,15 @@ _DIAGNOSIS_DRIFT: dict[str, _Regime] = {
     "covariate": {"radius_weight": 0.5},
     # malignant rows over-sampled until they are twice the baseline share
     "label": {"positive_share": 2 * 212 / 569},
-    # benign masses with mean_texture >= 20 are labelled malignant
-    "concept": {"texture_threshold": 20.0},
+    # benign masses with mean_texture >= 17 (about half of them) are labelled malignant
+    "concept": {"texture_threshold": 17.0},
 }
 
 
 def _diagnosis_after(
     rng: np.random.Generator, pool: pd.DataFrame, n: int, regime: _Regime
 ) -> pd.DataFrame:
-    """Resample ``n`` rows (with replacement) from ``pool`` under a drift regime.
+    """Draw ``n`` rows from ``pool`` (the records not shown yet) under a drift regime.
 
     * covariate: weight ``exp(0.5 * z)``, with ``z`` the standardised ``mean_radius`` of the
       whole data; each drawn row keeps its real label, so P(malignant | measurements) is
@@ -294,8 +294,12 @@ def _diagnosis_after(
       malignant.
     * label: malignant rows weighted so that they make up twice the baseline share (75%);
       within each class rows are drawn uniformly, so P(measurements | class) is unchanged.
-    * concept: rows drawn uniformly, then every benign row with ``mean_texture`` >= 20 is
-      labelled malignant: the same measurements now mean something else.
+    * concept: the records in a random order, each at most once (no weights call for
+      replacement, and a record repeated in the stream would be trained on and tested on
+      at once), then every benign row with ``mean_texture`` >= 17 is labelled malignant:
+      the same measurements now mean something else.
+
+    Covariate and label drift draw with replacement, as their weights require.
     """
     full = _breast_cancer()
     y = pool["malignant"].to_numpy()
@@ -306,7 +310,10 @@ def _diagnosis_after(
     if "positive_share" in regime:
         share = regime["positive_share"]
         weights = np.where(y == 1, share / max(y.sum(), 1), (1 - share) / max((1 - y).sum(), 1))
-    picks = rng.choice(len(pool), size=n, replace=True, p=weights / weights.sum())
+    if "radius_weight" in regime or "positive_share" in regime or n > len(pool):
+        picks = rng.choice(len(pool), size=n, replace=True, p=weights / weights.sum())
+    else:
+        picks = rng.permutation(len(pool))[:n]
     out = pool.iloc[picks].reset_index(drop=True)
     if "texture_threshold" in regime:
         flip = (out["malignant"] == 0) & (out["mean_texture"] >= regime["texture_threshold"])
@@ -482,15 +489,18 @@ _FRAUD: dict[str, _Regime] = {
         "amount_scale": 1.0,
         "intercept": -18.12,
         "coef": {"log_amount": 2.4, "night": 4.0, "online": 2.6, "log_distance": 1.3,
-                 "new_account": 4.5, "risky_category": 2.4, "small_contactless_day": 0.0},
+                 "new_account": 4.5, "risky_category": 2.4, "small_contactless_day": 0.0,
+                 "contactless_voucher": 0.0},
         "positive_rate": None,
     },
     "covariate": {"channel_p": [0.25, 0.05, 0.25, 0.45], "amount_scale": 1.4},
     "label": {"positive_rate": 0.03},
+    # stolen contactless cards tapped for small daytime payments, above all vouchers and top-ups
     "concept": {
-        "intercept": -5.9,
-        "coef": {"log_amount": -0.2, "night": -0.5, "online": -0.5, "log_distance": 0.2,
-                 "new_account": 1.0, "risky_category": 0.0, "small_contactless_day": 2.6},
+        "intercept": -9.7,
+        "coef": {"log_amount": -1.0, "night": -2.0, "online": -2.0, "log_distance": 0.5,
+                 "new_account": 0.0, "risky_category": 0.0, "small_contactless_day": 3.0,
+                 "contactless_voucher": 8.0},
     },
 }
 
@@ -557,6 +567,7 @@ def _fraud_rows(rng: np.random.Generator, n: int, start: int, end: int, seed: in
         + c["new_account"] * (account_age < 30)
         + c["risky_category"] * np.isin(category, ["electronics", "travel"])
         + c["small_contactless_day"] * ((channel == "contactless") & (amount < 30) & (hours >= 8) & (hours <= 19))
+        + c["contactless_voucher"] * ((channel == "contactless") & (category == "digital_services"))
     )
     y = (rng.uniform(size=n) < _logistic(logit)).astype(np.int64)
     return pd.DataFrame(
@@ -586,10 +597,14 @@ def _fraud(rng: np.random.Generator, n: int, *, start: int, offset: int, seed: i
 
     Drift regimes: covariate -- a shopping season: online 25% -> 45% and amounts x1.4, same
     mechanism; label -- rows drawn class by class from the baseline so that 3% are fraud
-    (triple; P(features | fraud) unchanged); concept -- fraudsters adapt: small (< 30 EUR)
-    daytime (8-19 h) contactless payments get +2.6 log-odds, large amounts, night and
-    online now point away from fraud and the category no longer matters (intercept -5.9,
-    so the overall rate stays near 1%).
+    (triple; P(features | fraud) unchanged); concept -- fraudsters adapt: stolen cards are
+    tapped contactless (no PIN below the limit) for small daytime payments, above all to buy
+    vouchers and top-ups at digital-services merchants, which they resell. The logit becomes
+    -9.7 - 1.0 ln(amount/40) - 2.0 night - 2.0 online + 0.5 ln(1 + distance) + 3.0 small
+    (< 30 EUR) daytime (8-19 h) contactless + 8.0 contactless at digital services: large
+    amounts, night and online now point away from fraud, new accounts and the category no
+    longer matter, and the overall rate stays near 1%. A model of the old pattern ranks
+    these frauds no better than chance; one retrained on a few thousand new rows finds them.
     """
     end = start + int(round(n / _FRAUD_RATE_PER_DAY * _DAY))
     df = _with_prior(lambda m: _fraud_rows(rng, m, start, end, seed, regime), rng, n, "is_fraud",
@@ -618,7 +633,8 @@ _RETAIL: dict[str, _Regime] = {
     "base": {"price_level": 1.0, "demand_level": 1.0, "promo_lift": 0.5},
     "covariate": {"price_level": 1.2},
     "label": {"demand_level": 1.3},
-    "concept": {"promo_lift": 0.25},
+    # a competitor matches every promotion: a promoted week sells about what a normal week does
+    "concept": {"promo_lift": -0.3},
 }
 
 
@@ -640,8 +656,11 @@ def _retail(rng: np.random.Generator, n: int, *, start: int, offset: int, seed: 
 
     Drift regimes: covariate -- an inflation shock, every price x1.2 (the same elasticity
     turns it into fewer sales); label -- a competitor closes, demand x1.3 everywhere;
-    concept -- promotions lose their pull, the lift on top of the price cut halves (+50%
-    -> +25%).
+    concept -- promotions stop working: a competitor nearby matches every promotion the
+    same week, so shoppers no longer come for it; the lift on top of the price cut turns
+    from +50% into -30%, which about cancels the cut's own pull (x0.8 for milk to x1.05 for
+    ice cream, against x1.7 to x2.2 before): a promoted week sells about what a normal week
+    does.
     """
     r = regime
     n_days = math.ceil(n / 24)

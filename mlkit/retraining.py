@@ -32,9 +32,9 @@ Examples
 ...                   smoke=True, family="linear")
 >>> result.summary[["policy", "mean_metric_after_drift", "retrains", "rows_trained"]].round(2)
                policy  mean_metric_after_drift  retrains  rows_trained
-0                none                     0.68         0             0
-1   scheduled every 4                     0.73         2           342
-2  triggered (either)                     0.74         2           342
+0                none                     0.52         0             0
+1   scheduled every 4                     0.64         2           342
+2  triggered (either)                     0.67         2           342
 """
 
 from __future__ import annotations
@@ -1131,7 +1131,7 @@ def compare(
     >>> new = training.build_pipeline(uc, after, family="linear").fit(*training.xy(after, uc))
     >>> decision = compare(old, new, recent, recent[uc.target], use_case=uc, n_resamples=300)
     >>> decision.promote, decision.test
-    (True, 'mcnemar (exact)')
+    (True, 'mcnemar (chi-square)')
     >>> compare(new, old, recent, recent[uc.target], use_case=uc, n_resamples=300).promote
     False
     """

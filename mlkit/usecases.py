@@ -222,7 +222,10 @@ _REGISTRY: dict[str, UseCase] = {
             drift={
                 "covariate": "an inflation shock: prices rise 20% across the range",
                 "label": "a competitor closes: demand rises 30% everywhere",
-                "concept": "promotions lose their pull: the promotion lift halves",
+                "concept": (
+                    "promotions stop working: a competitor matches each one, so a promoted week sells "
+                    "like a normal one"
+                ),
             },
             default_rows=17520,
         ),

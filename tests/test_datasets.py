@@ -433,8 +433,14 @@ def test_fraud_drifts(drifted):
     before, after = _halves(drifted[("finance-fraud", "label")])
     assert _rate(before, "finance-fraud") < 0.015 and 0.022 < _rate(after, "finance-fraud") < 0.04
 
-    auc_before, auc_after = _auc_before_and_after(drifted[("finance-fraud", "concept")], "finance-fraud")
+    concept = drifted[("finance-fraud", "concept")]
+    auc_before, auc_after = _auc_before_and_after(concept, "finance-fraud")
     assert auc_before > 0.8 and auc_after < 0.6
+    # the new pattern is as learnable as the old one was, at about the same fraud rate
+    before, after = _halves(concept)
+    assert 0.007 < _rate(after, "finance-fraud") < 0.013
+    new_world = after.assign(drifted=np.arange(len(after)) >= int(0.6 * len(after)))
+    assert min(_auc_before_and_after(new_world, "finance-fraud")) > 0.9
     # covariate and label drift leave P(fraud | features) alone: the model still ranks well
     for scenario in ("covariate", "label"):
         auc_before, auc_after = _auc_before_and_after(drifted[("finance-fraud", scenario)], "finance-fraud")
@@ -470,11 +476,14 @@ def test_diagnosis_drifts(drifted):
 
     s = drifted[("healthcare-diagnosis", "concept")]
     before, after = _halves(s)
-    coarse_b, coarse_a = before[before["mean_texture"] >= 20], after[after["mean_texture"] >= 20]
-    assert coarse_a["malignant"].mean() == 1.0 and coarse_b["malignant"].mean() < 0.8
-    fine_b, fine_a = before[before["mean_texture"] < 20], after[after["mean_texture"] < 20]
+    coarse_b, coarse_a = before[before["mean_texture"] >= 17], after[after["mean_texture"] >= 17]
+    assert coarse_a["malignant"].mean() == 1.0 and coarse_b["malignant"].mean() < 0.6
+    fine_b, fine_a = before[before["mean_texture"] < 17], after[after["mean_texture"] < 17]
     assert abs(fine_a["malignant"].mean() - fine_b["malignant"].mean()) < 0.15
     assert after["patient_id"].str.startswith("BC-1").all()
+    # every record at most once: a repeated one could train a challenger and then be its evidence
+    measurements = [c for c in s.columns if c.startswith(("mean_", "worst_"))]
+    assert not s.duplicated(subset=measurements).any()
 
 
 def test_retail_drifts(drifted):
@@ -496,7 +505,8 @@ def test_retail_drifts(drifted):
         promoted = df["promotion"] == 1
         return float((df.loc[promoted, "units_sold"] / usual[promoted]).mean())
 
-    assert promo_lift(after) < promo_lift(before) - 0.15
+    # before, a promoted week sells about twice a normal one; after, about the same
+    assert promo_lift(before) > 1.6 and 0.8 < promo_lift(after) < 1.15
 
 
 def test_traffic_drifts(drifted):
