@@ -133,6 +133,50 @@ def _quiet() -> None:
 _READY: set[str] = set()
 
 
+def _template(mlflow_version: str) -> Path:
+    """An empty store with MLflow's tables, made once per MLflow version under ``.mlkit/cache``."""
+    from mlflow import MlflowClient
+
+    template = paths.repo_root() / ".mlkit" / "cache" / f"mlflow-{mlflow_version}-empty.db"
+    if template.exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with paths.file_lock(template):
+        if not template.exists():
+            building = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+            building.unlink(missing_ok=True)
+            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments()  # runs the migrations
+            os.replace(building, template)
+    return template
+
+
+def _seed_sqlite_store(db: Path, uri: str) -> None:
+    """Give a new SQLite store MLflow's tables by copying an empty one that already has them.
+
+    MLflow builds a new SQLite store by replaying its schema migrations one by one (about fifty;
+    several seconds, paid by every notebook and test that starts a fresh store). The result is
+    the same for every new store of one MLflow version, so mlkit builds it once, keeps it in
+    ``.mlkit/cache``, and copies it; only the default experiment's artifact folder is set for
+    the new place (``<folder>/artifacts/0``, beside the store, like the kit's own experiment).
+    When the cache cannot be written, MLflow builds the store as usual.
+    """
+    if db.exists() and db.stat().st_size:
+        return
+    import shutil
+    import sqlite3
+
+    import mlflow
+
+    try:
+        template = _template(mlflow.__version__)
+        shutil.copyfile(template, db)
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                         (f"{_artifact_location(uri)}/0",))
+    except (OSError, sqlite3.Error, mlflow.exceptions.MlflowException):
+        db.unlink(missing_ok=True)  # MLflow creates it from scratch below
+
+
 def client():
     """An ``MlflowClient`` on :func:`tracking_uri`, with the store created on first use."""
     _quiet()
@@ -147,7 +191,9 @@ def client():
     db = _sqlite_path(uri)
     if db:
         db.parent.mkdir(parents=True, exist_ok=True)
-    with paths.file_lock(db) if db else contextlib.nullcontext():  # the client creates (migrates) the tables
+    with paths.file_lock(db) if db else contextlib.nullcontext():  # one process creates the tables
+        if db:
+            _seed_sqlite_store(db, uri)
         c = MlflowClient(tracking_uri=uri, registry_uri=uri)
         try:
             if c.get_experiment_by_name(EXPERIMENT) is None:

@@ -342,3 +342,42 @@ def test_parallel_runs_can_open_and_write_one_new_store(packaged, tmp_path):
     assert sorted(v for n, v in done if n == "a") == [1, 2] and sorted(v for n, v in done if n == "b") == [1, 2]
     with registry.use_store(uri):
         assert registry.versions("a")["version"].tolist() == [2, 1]
+
+
+def _schema(db: Path) -> tuple:
+    """Tables and indexes with their definitions, and the migration head. A definition's lines are
+    compared as a set: MLflow's own migrations list a table's constraints in a varying order."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").fetchall()
+        head = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    return [(name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines())) for name, sql in rows], head
+
+
+def test_a_new_store_is_copied_from_an_empty_one_with_mlflows_own_schema(tmp_path, monkeypatch):
+    """A fresh store skips MLflow's migrations (a copy), yet has exactly the tables MLflow builds."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLKIT_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    built = tmp_path / "built" / "mlflow.db"
+    built.parent.mkdir()
+    MlflowClient(tracking_uri=f"sqlite:///{built}").search_experiments()  # MLflow's own migrations
+
+    with registry.use_store(f"sqlite:///{tmp_path}/first/mlflow.db"):
+        pass
+    assert list((tmp_path / "root" / ".mlkit" / "cache").glob("mlflow-*-empty.db")), "the empty store is kept"
+    with registry.use_store(f"sqlite:///{tmp_path}/second/mlflow.db"):
+        experiments = {e.name: e.artifact_location for e in registry.client().search_experiments()}
+    assert _schema(tmp_path / "second" / "mlflow.db") == _schema(built)
+    assert experiments == {"mlkit": (tmp_path / "second" / "artifacts").as_uri(),
+                           "Default": (tmp_path / "second" / "artifacts").as_uri() + "/0"}
+
+
+def test_a_store_is_still_created_when_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLKIT_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".mlkit").write_text("a file where the cache folder would go")
+    with registry.use_store(f"sqlite:///{tmp_path}/s/mlflow.db"):
+        assert [e.name for e in registry.client().search_experiments()] == ["mlkit", "Default"]
