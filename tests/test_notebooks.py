@@ -1,6 +1,7 @@
 """Notebook tiers: conventions of every committed notebook, the smoke grid (every notebook x
-every use case, smoke=True, papermill's Python API, two at a time), runs on users' CSVs, and
-parameter validation when a notebook is run with the papermill CLI.
+every use case, smoke=True, papermill's Python API, two at a time; each gallery notebook once, on
+its own use case), runs on users' CSVs, and parameter validation when a notebook is run with the
+papermill CLI.
 
 The golden tier (re-execute and compare outputs) is nbval, run by `make test` over notebooks/.
 """
@@ -21,9 +22,12 @@ from mlkit.parameters import parse_parameters_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = batch.course_notebooks(ROOT)
-CORE = [p for p in NOTEBOOKS if p.name[:2] != "00"]  # every notebook that needs a supervised use case
+GALLERY = [p for p in NOTEBOOKS if p.parent.name == "usecases"]  # the industry gallery: each fixed to its use case
+CORE = [p for p in NOTEBOOKS if p not in GALLERY and p.name[:2] != "00"]  # numbered, for every supervised use case
 START = ROOT / "notebooks" / "00_start_here.ipynb"
 REQUIRED = {"use_case", "seed", "smoke", "data_path", "target", "task", "time_column", "output_dir"}
+# A gallery notebook tells one industry's story on its own data: no use_case to choose, no CSV to bring.
+REQUIRED_GALLERY = {"seed", "smoke", "output_dir"}
 
 pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks committed yet")
 
@@ -40,7 +44,10 @@ def test_notebook_follows_the_conventions(path):
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one parameters cell, the first code cell"
     declared = parse_parameters_cell(tagged[0].source)
-    assert REQUIRED <= set(declared), f"missing parameters: {REQUIRED - set(declared)}"
+    required = REQUIRED_GALLERY if path in GALLERY else REQUIRED
+    assert required <= set(declared), f"missing parameters: {required - set(declared)}"
+    own = path.relative_to(ROOT / "notebooks").with_suffix("").as_posix()
+    assert declared["output_dir"].default == f"build/{own}", "each notebook writes to its own folder under build/"
     assert all(d.comment for d in declared.values()), "every parameter has a comment"
     assert "check_parameters(globals()" in code[1].source, "parameters are validated right after"
     assert all(c.execution_count is not None for c in code), "committed with outputs"
@@ -82,6 +89,11 @@ def _default_use_case(nb: Path) -> str:
     return parse_parameters_cell(_code_cells(nbformat.read(nb, as_version=4))[0].source)["use_case"].default
 
 
+def _gallery_run_id(nb: Path) -> str:
+    """A gallery notebook's smoke run: once, on the use case it is written for."""
+    return f"usecases-{nb.stem}"
+
+
 def _grid_pairs() -> list[tuple[Path, str]]:
     """(notebook, use case) for every supervised use case, except each core notebook's default one.
 
@@ -106,6 +118,9 @@ def _jobs(tmp: Path, csvs: dict[str, dict]) -> list[tuple[str, str, dict]]:
         for nb in [nb for nb in CORE if name in _csv_runs(nb)]:
             out = tmp / f"{nb.stem}-{name}"
             jobs.append((str(nb), str(out) + ".ipynb", {**params, **_run_params(nb, out)}))
+    for nb in GALLERY:
+        out = tmp / _gallery_run_id(nb)
+        jobs.append((str(nb), str(out) + ".ipynb", _run_params(nb, out)))
     return jobs
 
 
@@ -177,6 +192,7 @@ def _grid_ids() -> list[str]:
     ids = [f"{nb.stem}-{uc_id}" for nb, uc_id in _grid_pairs()]
     ids += [f"{nb.stem}-{name}" for name in ("csv-biopsies", "csv-iris", "csv-diabetes") for nb in CORE
             if name in _csv_runs(nb)]
+    ids += [_gallery_run_id(nb) for nb in GALLERY]
     return ids
 
 
@@ -251,3 +267,15 @@ def test_grid_covers_every_supervised_use_case_and_core_notebook():
         for uc in usecases.supervised():
             assert uc.id == default or f"{nb.stem}-{uc.id}" in ids
     assert {nb.name[:2] for nb in CORE} >= {"01", "02", "03", "04", "05", "06"}
+
+
+def test_grid_covers_every_gallery_notebook_once_in_smoke_mode(tmp_path):
+    """Every notebook under notebooks/usecases runs in the grid exactly once, smoke=True, on its own use case."""
+    gallery = sorted((ROOT / "notebooks" / "usecases").glob("*.ipynb"))
+    assert gallery == GALLERY and not set(gallery) & set(CORE)
+    jobs = [job for job in _jobs(tmp_path, {}) if Path(job[0]) in gallery]
+    assert sorted(Path(nb) for nb, _, _ in jobs) == gallery
+    for nb, output, params in jobs:
+        assert params["smoke"] is True and not {"use_case", "data_path"} & set(params), params
+        assert Path(output).stem in _grid_ids()
+    assert len(set(_grid_ids())) == len(_grid_ids())

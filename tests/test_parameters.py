@@ -181,3 +181,34 @@ def test_monitoring_parameters_are_checked(values, message):
     assert validate({}, declared).windows == 12
     with pytest.raises(ParameterError, match=message):
         validate(values, declared)
+
+
+GALLERY_CELL = '''seed: int = 0  # every random draw starts from this seed
+smoke: bool = False  # fewer bootstrap resamples
+output_dir: str = "build/usecases/x"  # where this run's key figures go
+sensitivity_floor: float = 0.95  # share of cancers to flag
+drift: str = "concept"  # what changes in production
+'''
+
+
+def test_a_gallery_notebook_without_use_case_or_data_path_is_checked(monkeypatch, tmp_path):
+    """notebooks/usecases/* are fixed to one use case: no use_case, data_path or target parameter."""
+    history = ["", GALLERY_CELL, f'# Parameters\nsmoke = True\noutput_dir = "{tmp_path}"\n', "check"]
+    monkeypatch.setattr(parameters, "_history", lambda: history)
+    ns = {"seed": 0, "smoke": True, "output_dir": str(tmp_path), "sensitivity_floor": "0.9", "drift": "concept"}
+    params = parameters.check_parameters(ns)
+    assert params == {"seed": 0, "smoke": True, "output_dir": str(tmp_path), "sensitivity_floor": 0.9, "drift": "concept"}
+    record("threshold", 0.3)  # recording starts in the notebook's own output_dir
+    assert recorded(tmp_path) == {"threshold": 0.3}
+
+    history[2] = "# Parameters\nuse_case = 'finance-fraud'\n"  # the gallery notebook does not take one
+    with pytest.raises(ParameterError, match="Unknown parameter 'use_case'. This notebook takes: seed, smoke"):
+        parameters.check_parameters({**ns, "use_case": "finance-fraud"})
+    history[2] = "# Parameters\ndrift = 'sudden'\n"
+    with pytest.raises(ParameterError, match="drift must be 'covariate', 'label' or 'concept'"):
+        parameters.check_parameters({**ns, "drift": "sudden"})
+
+    monkeypatch.setattr(parameters, "_history", lambda: [])  # nbval: only the annotations are left
+    annotated = {"__annotations__": {"seed": int, "smoke": bool, "output_dir": str}, "seed": 2, "smoke": False,
+                 "output_dir": str(tmp_path)}
+    assert parameters.check_parameters(annotated) == {"seed": 2, "smoke": False, "output_dir": str(tmp_path)}
