@@ -303,17 +303,18 @@ def _diagnosis_after(
     """
     full = _breast_cancer()
     y = pool["malignant"].to_numpy()
-    weights = np.ones(len(pool))
+    weights = None  # no weights: every record at most once
     if "radius_weight" in regime:
         r = full["mean_radius"]
         weights = np.exp(regime["radius_weight"] * (pool["mean_radius"].to_numpy() - r.mean()) / r.std())
     if "positive_share" in regime:
         share = regime["positive_share"]
         weights = np.where(y == 1, share / max(y.sum(), 1), (1 - share) / max((1 - y).sum(), 1))
-    if "radius_weight" in regime or "positive_share" in regime or n > len(pool):
-        picks = rng.choice(len(pool), size=n, replace=True, p=weights / weights.sum())
-    else:
+    if weights is None and n <= len(pool):
         picks = rng.permutation(len(pool))[:n]
+    else:
+        weights = np.ones(len(pool)) if weights is None else weights
+        picks = rng.choice(len(pool), size=n, replace=True, p=weights / weights.sum())
     out = pool.iloc[picks].reset_index(drop=True)
     if "texture_threshold" in regime:
         flip = (out["malignant"] == 0) & (out["mean_texture"] >= regime["texture_threshold"])
