@@ -97,6 +97,7 @@ notebooks: $(STAMP)
 ## Benchmarks, side by side with the anchor tools (see benchmarks/README.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/serving.py --rounds 3
 	$(BIN)/python benchmarks/drift.py
 

@@ -1,7 +1,8 @@
 """Benchmark: a grid of notebook runs, as a sequential loop of papermill CLI calls vs `mlkit batch`.
 
 The anchor is what an instructor would otherwise script: one `papermill` process per run, one
-after another. Both run the same grid (00_start_here x 6 use cases x 2 seeds, smoke=True, 12 runs)
+after another. `mlkit batch` runs twice, with fresh kernels (``--fresh-kernels``) and with its
+default (kernels forked from a warm zygote, mlkit/zygote.py). All run the same grid (00_start_here x 6 use cases x 2 seeds, smoke=True, 12 runs)
 in one invocation of this script, and the ratio of wall-clock times is printed.
 
     .venv/bin/python benchmarks/batch.py [--workers 2] [--seeds 2]
@@ -40,14 +41,14 @@ def sequential_papermill(runs: list[dict], out: Path) -> float:
     return time.perf_counter() - start
 
 
-def mlkit_batch(runs: list[dict], out: Path, workers: int) -> float:
+def mlkit_batch(runs: list[dict], out: Path, workers: int, *extra: str) -> float:
     import yaml
 
     grid_file = out / "grid.yaml"
     grid_file.write_text(yaml.safe_dump(runs))
     start = time.perf_counter()
     subprocess.run([str(BIN / "mlkit"), "batch", str(NOTEBOOK), "--grid", str(grid_file), "--out", str(out / "batch"),
-                    "--workers", str(workers)], check=True, capture_output=True)
+                    "--workers", str(workers), *extra], check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -60,13 +61,15 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mlkit-bench-"))
     try:
         seq = sequential_papermill(runs, tmp)
+        fresh = mlkit_batch(runs, tmp, args.workers, "--fresh-kernels")
         par = mlkit_batch(runs, tmp, args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"grid: {len(runs)} runs of {NOTEBOOK.name} (smoke=True)")
-    print(f"sequential papermill CLI loop: {seq:7.1f} s")
-    print(f"mlkit batch --workers {args.workers}:     {par:7.1f} s  (HTML reports included)")
-    print(f"ratio: {seq / par:.2f}x")
+    print(f"sequential papermill CLI loop:                  {seq:7.1f} s")
+    print(f"mlkit batch --workers {args.workers} --fresh-kernels:      {fresh:7.1f} s  ratio {seq / fresh:.2f}x"
+          "  (HTML reports included)")
+    print(f"mlkit batch --workers {args.workers} (kernels forked):     {par:7.1f} s  ratio {seq / par:.2f}x")
     return 0
 
 

@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mlkit import paths, report
+from mlkit import paths, report, zygote
 from mlkit.report import write_index
 from mlkit.errors import MlkitError
 
@@ -114,7 +115,7 @@ def run_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     params = dict(parameters or {})
     result = RunResult(notebook=notebook.name, output=str(output), parameters=params)
-    km = AsyncKernelManager(kernel_name="python3")
+    km = _kernel_manager_class(AsyncKernelManager)(kernel_name="python3")
     watchdog = _Watchdog(km, timeout)
     start = time.perf_counter()
     try:
@@ -153,6 +154,29 @@ def run_notebook(
         if metrics_file.exists():
             result.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     return result
+
+
+def _kernel_manager_class(base):
+    """``base`` (jupyter_client's kernel manager), starting its kernel from the zygote when one runs.
+
+    The kernel is the same ``python -m ipykernel_launcher -f <connection file>``, forked with
+    numpy, pandas and scikit-learn already imported (:mod:`mlkit.zygote`); without a zygote, or
+    if it refuses, the kernel starts the usual way.
+    """
+
+    class ForkingKernelManager(base):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # As jupyter_client's launcher does: the kernel knows its parent (and stays quiet about Ctrl-C).
+            env = {**(kw.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}
+            proc = zygote.spawn(kernel_cmd, env=env, cwd=kw.get("cwd"))
+            if proc is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            provisioner = self.provisioner
+            provisioner.process, provisioner.pid, provisioner.pgid = proc, proc.pid, proc.pid
+            provisioner.cwd = kw.get("cwd")
+            self._reconcile_connection_info(provisioner.connection_info)
+
+    return ForkingKernelManager
 
 
 class _Watchdog:
@@ -240,22 +264,30 @@ def run_many(
     timeout: float | None = 600,
     render: bool = True,
     on_done: Callable[[RunResult], None] | None = None,
+    fast_start: bool = False,
 ) -> list[RunResult]:
     """Run ``(notebook, output, parameters)`` jobs in ``workers`` processes; results in job order.
 
-    With ``render`` each executed notebook is also rendered to HTML beside it.
+    With ``render`` each executed notebook is also rendered to HTML beside it. With ``fast_start``
+    kernels and servers are forked from a warm zygote (:mod:`mlkit.zygote`): the same runs, without
+    importing the libraries again for each (off by default: committed outputs and the course come
+    from fresh kernels).
     """
     full = [(str(nb), str(out), dict(params), timeout, render) for nb, out, params in jobs]
     results: list[RunResult | None] = [None] * len(full)
-    for i, res in _completions(list(enumerate(full)), backend="local", workers=workers):
+    for i, res in _completions(list(enumerate(full)), backend="local", workers=workers, fast_start=fast_start):
         results[i] = res
         if on_done:
             on_done(res)
     return [r for r in results if r is not None]
 
 
-def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = None):
-    """Yield ``(index, RunResult)`` as jobs finish, on a local process pool or on Dask."""
+def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = None, fast_start: bool = False):
+    """Yield ``(index, RunResult)`` as jobs finish, on a local process pool or on Dask.
+
+    With ``fast_start`` (local backend, Linux) kernels and the servers they start are forked from
+    a zygote that has already imported the libraries (:mod:`mlkit.zygote`), a few seconds each.
+    """
     _check_backend(backend, workers, scheduler)
     os.environ.setdefault("MPLBACKEND", "Agg")
     if workers > 1 or backend == "dask":
@@ -267,17 +299,19 @@ def _completions(jobs, *, backend: str, workers: int, scheduler: str | None = No
     if backend == "dask":
         yield from _dask_completions(jobs, workers=workers, scheduler=scheduler)
         return
-    # spawn, not fork: a forked worker inherits the parent's event-loop and ZeroMQ state,
-    # which can leave a kernel client spinning forever.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures = {pool.submit(_run_job, job): i for i, job in jobs}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-    except BaseException:  # Ctrl-C, or the consumer stopped early: stop the runs still going
-        _stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
+    with zygote.running() if fast_start and zygote.SUPPORTED else contextlib.nullcontext():
+        # spawn, not fork: a forked worker inherits the parent's event-loop and ZeroMQ state,
+        # which can leave a kernel client spinning forever. (The zygote forks kernels from a
+        # process that has imported the libraries and started nothing.)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            futures = {pool.submit(_run_job, job): i for i, job in jobs}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:  # Ctrl-C, or the consumer stopped early: stop the runs still going
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _check_backend(backend: str, workers: int, scheduler: str | None) -> None:
@@ -307,24 +341,17 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 def _dask_completions(jobs, *, workers: int, scheduler: str | None):
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
         from distributed import as_completed as dask_completed
+
+        from mlkit.cluster import start_local_cluster
     except ImportError:
         raise MlkitError("The Dask backend needs dask.distributed: pip install 'mlkit[distributed]'.") from None
-    import logging
-
     cluster = None
     if scheduler:
         client = Client(scheduler, timeout=30)
     else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        cluster = start_local_cluster(workers)  # loopback, one thread a worker; os.environ left as it was
         client = Client(cluster)
     futures = {}
     try:
@@ -365,6 +392,7 @@ def run_batch(
     metric: str | None = None,
     title: str = "mlkit batch",
     on_progress: Callable[[dict[str, int]], None] | None = None,
+    fast_start: bool = True,
 ) -> list[RunResult]:
     """Execute planned runs (:func:`mlkit.grid.plan`), record them, and write the report.
 
@@ -380,6 +408,9 @@ def run_batch(
         Where ``<run-id>/<notebook>.ipynb``, its HTML, ``runs.json`` and ``index.html`` go.
     on_progress
         Called with counts ``done``, ``failed``, ``running``, ``skipped``, ``total`` after each change.
+    fast_start
+        Fork kernels and the servers they start from a warm zygote (:mod:`mlkit.zygote`; local
+        backend on Linux): a grid's runs each skip seconds of imports.
     """
     _check_backend(backend, workers, scheduler)
     out_dir = Path(out_dir)
@@ -398,7 +429,7 @@ def run_batch(
     report.write_runs(results, out_dir)
     if on_progress:
         on_progress(dict(counts))
-    stream = _completions(todo, backend=backend, workers=workers, scheduler=scheduler)
+    stream = _completions(todo, backend=backend, workers=workers, scheduler=scheduler, fast_start=fast_start)
     try:
         for i, res in stream:
             res.run_id, res.key = runs[i].run_id, runs[i].key

@@ -242,14 +242,10 @@ def test_a_run_over_its_timeout_is_recorded_and_the_batch_goes_on(tmp_path, grid
 
 @pytest.mark.slow
 def test_dask_backend_runs_on_an_existing_scheduler(tmp_path, grid_case):
-    import logging
-
-    from distributed import LocalCluster
-
     from mlkit import cli
+    from mlkit.cluster import local_cluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with local_cluster(1) as cluster:
         code = cli.main(["batch", str(grid_case), "--param", "x=1,2", "--out", str(tmp_path / "out"),
                          "--backend", "dask", "--scheduler", cluster.scheduler_address])
     assert code == 0
@@ -263,3 +259,15 @@ def test_scheduler_without_the_dask_backend_is_refused(tmp_path, grid_case, caps
     assert cli.main(["batch", str(grid_case), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:8786"]) == 2
     assert "--scheduler needs --backend dask" in capsys.readouterr().err
     assert not (tmp_path / "o").exists(), "refused before anything was written"
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_leaves_the_callers_environment_as_it_was():
+    """dask's nanny writes PYTHONHASHSEED and thread counts into os.environ; mlkit takes them back."""
+    from mlkit.cluster import local_cluster
+
+    before = dict(os.environ)
+    with local_cluster(1) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert dict(os.environ) == before
+    assert dict(os.environ) == before

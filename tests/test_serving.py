@@ -3,6 +3,7 @@ no 500 for bad input, the ONNX runtime, plain MLflow models, and the server life
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -340,9 +341,21 @@ def _alive(pid: int) -> bool:
 
 
 def _server_pids(url: str) -> list[int]:
-    port = url.rsplit(":", 1)[1]
-    out = subprocess.run(["pgrep", "-f", f"mlkit.serving .*--port {port}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """The processes listening on the server's port, and their children (uvicorn's workers).
+
+    Found by the socket, not the command line: a server forked from the test session's zygote
+    (mlkit/zygote.py) keeps the zygote's command line.
+    """
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1])
+    listening = {c.pid for c in psutil.net_connections(kind="tcp")
+                 if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid}
+    family = set(listening)
+    for pid in listening:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    return sorted(family)
 
 
 def test_no_process_outlives_the_context_on_exit_error_or_interrupt(fraud):

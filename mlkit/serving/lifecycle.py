@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from mlkit import zygote
 from mlkit.errors import MlkitError
 
 __all__ = ["running", "running_command", "free_port", "stop_process_group", "ServerError"]
@@ -112,8 +113,11 @@ def running_command(cmd: list[str], *, port: int, env: dict[str, str] | None = N
         port = free_port()
         cmd = [*cmd, "--port", str(port)]
     log = tempfile.NamedTemporaryFile(prefix="mlkit-serve-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **(env or {}), "MLKIT_PARENT_PID": str(os.getpid())})
+    full_env = {**os.environ, **(env or {}), "MLKIT_PARENT_PID": str(os.getpid())}
+    # Forked from a warm zygote when one runs (tests, mlkit batch): the same program, without
+    # re-importing scikit-learn and friends; otherwise a fresh interpreter in its own session.
+    proc = zygote.spawn(cmd, env=full_env, stdout=log, stderr=log) or subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=full_env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -369,16 +368,17 @@ def _local_results(chunks, served: ServedModel):
 def _dask_results(chunks, spec: tuple, *, workers: int, scheduler: str | None):
     """Chunks scored on Dask, results in input order; at most two chunks per worker thread in flight."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from mlkit.cluster import start_local_cluster
     except ImportError:
         raise MlkitError("The Dask backend needs dask.distributed: pip install 'mlkit[distributed]'.") from None
     cluster = None
     if scheduler:
         client = Client(scheduler, timeout=30)
     else:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: no oversubscription
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        # one thread per worker (no oversubscription), loopback; os.environ left as it was
+        cluster = start_local_cluster(workers, env={"OMP_NUM_THREADS": "1"})
         client = Client(cluster)
     pending: deque = deque()
     try:
