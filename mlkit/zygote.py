@@ -349,29 +349,49 @@ def _serve(address: str, preload: list[str]) -> None:
     listener.listen(64)
     os.rename(address + ".tmp", address)  # appears only when ready
     children: dict[int, socket.socket] = {}
+    orphans: dict[int, float] = {}  # pid -> when SIGKILL follows the SIGTERM
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     while not stop:
-        for _key, _ in selector.select(timeout=0.05):
-            conn, _ = listener.accept()
-            try:
-                _handle(conn, [listener.fileno(), selector.fileno()], children, mine, threading)
-            except Exception:  # one bad request never stops the zygote; its log keeps the reason
-                import traceback
+        for key, _ in selector.select(timeout=0.05):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                try:
+                    pid = _handle(conn, [listener.fileno(), selector.fileno()], children, mine, threading)
+                except Exception:  # one bad request never stops the zygote; its log keeps the reason
+                    import traceback
 
-                traceback.print_exc()
-                conn.close()
-        _reap(children)
-    _stop_children(children)
+                    traceback.print_exc()
+                    conn.close()
+                    continue
+                if pid:
+                    selector.register(conn, selectors.EVENT_READ, pid)
+            else:
+                # A requester sends nothing after its request: its connection turns readable when
+                # it closes, that is when the requester is gone. What it started goes with it, as a
+                # kernel whose parent dies does (a forked kernel cannot see that parent itself).
+                selector.unregister(key.fileobj)
+                with contextlib.suppress(OSError):
+                    os.killpg(key.data, signal.SIGTERM)
+                orphans[key.data] = time.monotonic() + 5.0
+        _reap(children, selector)
+        for pid, deadline in list(orphans.items()):
+            if pid not in children:
+                del orphans[pid]
+            elif time.monotonic() > deadline:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                del orphans[pid]
+    _stop_children(children, selector)
     listener.close()
     with contextlib.suppress(OSError):
         os.unlink(address)
 
 
-def _reap(children: dict[int, socket.socket]) -> None:
+def _reap(children: dict[int, socket.socket], selector: selectors.BaseSelector) -> None:
     """Collect every child that has exited and tell its requester how it ended."""
     while children:
         try:
@@ -382,12 +402,14 @@ def _reap(children: dict[int, socket.socket]) -> None:
             return
         conn = children.pop(pid, None)
         if conn is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(conn)
             with contextlib.suppress(OSError):
                 _send(conn, {"returncode": os.waitstatus_to_exitcode(status)})
             conn.close()
 
 
-def _stop_children(children: dict[int, socket.socket], grace: float = 5.0) -> None:
+def _stop_children(children: dict[int, socket.socket], selector: selectors.BaseSelector, grace: float = 5.0) -> None:
     """Nothing outlives the zygote: SIGTERM what still runs (its whole session), SIGKILL after ``grace`` s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in children:
@@ -395,13 +417,14 @@ def _stop_children(children: dict[int, socket.socket], grace: float = 5.0) -> No
                 os.killpg(pid, sig)
         deadline = time.monotonic() + grace
         while children and time.monotonic() < deadline:
-            _reap(children)
+            _reap(children, selector)
             time.sleep(0.02)
     for conn in children.values():
         conn.close()
 
 
-def _handle(conn, own_fds, children, mine, threading) -> None:
+def _handle(conn, own_fds, children, mine, threading) -> int | None:
+    """Fork the program a request names; its pid, or None when refused."""
     conn.settimeout(10)
     request, fds = _recv(conn, with_fds=3)
     try:
@@ -416,7 +439,7 @@ def _handle(conn, own_fds, children, mine, threading) -> None:
         if refused:
             _send(conn, {"refused": refused})
             conn.close()
-            return
+            return None
         inherited = [*own_fds, conn.fileno(), *(c.fileno() for c in children.values())]
         # A signal sent the instant after the fork must meet the child's own handlers, not the
         # zygote's: block them across the fork; the child unblocks once it has reset them.
@@ -438,6 +461,7 @@ def _handle(conn, own_fds, children, mine, threading) -> None:
             os.close(ready_r)
         children[pid] = conn
         _send(conn, {"pid": pid})
+        return pid
     finally:
         for fd in fds:
             os.close(fd)

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -106,6 +107,20 @@ def test_stopping_the_zygote_stops_what_it_started(probe, monkeypatch):
         assert proc.poll() is None
     assert zygote.ENV not in os.environ and not Path(address).exists()
     assert proc.wait(10) == -signal.SIGTERM and not zygote._alive(proc.pid)
+
+
+def test_what_a_requester_started_stops_when_the_requester_dies(warm, probe):
+    """As a kernel whose parent dies exits: a forked program cannot watch the process that asked for it."""
+    (probe / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    requester = ("import os, sys\nfrom mlkit import zygote\n"
+                 "proc = zygote.spawn([sys.executable, '-m', 'sleeper'], cwd=sys.argv[1])\n"
+                 "print(proc.pid, flush=True)\nos._exit(0)  # gone without stopping it\n")
+    done = subprocess.run([sys.executable, "-c", requester, str(probe)], capture_output=True, text=True, timeout=60)
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 15
+    while zygote._alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not zygote._alive(pid)
 
 
 def _notebook(path: Path) -> Path:
