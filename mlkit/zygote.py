@@ -195,11 +195,13 @@ def spawn(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: str | os
     another command shape, a startup variable that differs from the zygote's, or the zygote
     refusing (a thread running in it, or it is gone).
     """
+    global last_refusal
     address = os.environ.get(ENV)
     if not SUPPORTED or not address or len(cmd) < 3 or cmd[0] != sys.executable or cmd[1] != "-m":
         return None
     env = dict(os.environ if env is None else env)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(60)  # a zygote that does not answer is not waited for forever
     try:
         conn.connect(address)
         with open(os.devnull, "rb") as null:
@@ -212,7 +214,6 @@ def spawn(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: str | os
         return None
     if not answer or "pid" not in answer:
         conn.close()
-        global last_refusal
         last_refusal = (answer or {}).get("refused", "no answer")
         return None
     return ForkedProcess(int(answer["pid"]), conn, list(cmd))
