@@ -204,21 +204,13 @@ class _Watchdog:
                 return
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
-                if not _alive(pid):
+                if not zygote.alive(pid):
                     return
                 time.sleep(0.2)
 
     def stop(self) -> None:
         if self._timer:
             self._timer.cancel()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _shutdown(km) -> None:
@@ -230,7 +222,7 @@ def _shutdown(km) -> None:
             asyncio.run(km.shutdown_kernel(now=True))
     except Exception:  # already dead, or the loop is gone: kill by pid as a last resort
         pid = getattr(getattr(km, "provisioner", None), "pid", None)
-        if pid and _alive(pid):
+        if pid and zygote.alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 

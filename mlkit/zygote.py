@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
-__all__ = ["running", "spawn", "ForkedProcess", "PRELOAD", "STARTUP_VARIABLES", "SUPPORTED"]
+__all__ = ["running", "spawn", "alive", "ForkedProcess", "PRELOAD", "STARTUP_VARIABLES", "SUPPORTED"]
 
 ENV = "MLKIT_ZYGOTE"
 SUPPORTED = sys.platform.startswith("linux")  # fork after imports is safe there; macOS frameworks are not fork-safe
@@ -125,7 +125,7 @@ class ForkedProcess:
     def poll(self) -> int | None:
         if self.returncode is None:
             if self._conn is None:  # the zygote went away: only whether the process lives is known
-                if not _alive(self.pid):
+                if not alive(self.pid):
                     self.returncode = -signal.SIGKILL
                 return self.returncode
             self._conn.setblocking(False)
@@ -151,7 +151,7 @@ class ForkedProcess:
         self._conn = None
         if message is not None:
             self.returncode = int(message["returncode"])
-        elif not _alive(self.pid):
+        elif not alive(self.pid):
             self.returncode = -signal.SIGKILL
 
     def send_signal(self, sig: int) -> None:
@@ -165,7 +165,7 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running (a zombie waiting for a parent that no longer reaps it counts as gone)."""
     try:
         os.kill(pid, 0)

@@ -78,7 +78,7 @@ def test_exit_status_and_signals_come_back_as_popen_reports_them(warm, probe):
         proc.wait(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(10) == -signal.SIGTERM
-    assert proc.poll() == -signal.SIGTERM and not zygote._alive(proc.pid)
+    assert proc.poll() == -signal.SIGTERM and not zygote.alive(proc.pid)
 
 
 def test_what_cannot_be_forked_faithfully_starts_the_usual_way(warm, probe, monkeypatch):
@@ -106,7 +106,7 @@ def test_stopping_the_zygote_stops_what_it_started(probe, monkeypatch):
         proc = zygote.spawn([sys.executable, "-m", "sleeper"], cwd=probe)
         assert proc.poll() is None
     assert zygote.ENV not in os.environ and not Path(address).exists()
-    assert proc.wait(10) == -signal.SIGTERM and not zygote._alive(proc.pid)
+    assert proc.wait(10) == -signal.SIGTERM and not zygote.alive(proc.pid)
 
 
 def test_what_a_requester_started_stops_when_the_requester_dies(warm, probe):
@@ -118,29 +118,29 @@ def test_what_a_requester_started_stops_when_the_requester_dies(warm, probe):
     done = subprocess.run([sys.executable, "-c", requester, str(probe)], capture_output=True, text=True, timeout=60)
     pid = int(done.stdout.split()[0])
     deadline = time.monotonic() + 15
-    while zygote._alive(pid) and time.monotonic() < deadline:
+    while zygote.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not zygote._alive(pid)
+    assert not zygote.alive(pid)
 
 
-def _notebook(path: Path) -> Path:
+def _notebook(path: Path, *cells: str) -> Path:
+    """A notebook with a parameters cell (``output_dir``) and then ``cells``."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell('output_dir: str = ""  # where metrics go', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import numpy as np\nimport pandas as pd\nimport mlkit\n"
-                                  "rng = np.random.default_rng(0)\n"
-                                  "frame = pd.DataFrame({'x': rng.normal(size=5).round(3)})\n"
-                                  "mlkit.record('total', float(frame['x'].sum().round(3)), output_dir=output_dir)\n"
-                                  "print(frame.to_string())\nimport warnings\nwarnings.warn('a visible warning')"),
-        nbformat.v4.new_code_cell("import os\nsorted(k for k in globals() if not k.startswith('_'))[:6]"),
-    ]
+    nb.cells = [nbformat.v4.new_code_cell('output_dir: str = ""  # where metrics go', metadata={"tags": ["parameters"]}),
+                *(nbformat.v4.new_code_cell(source) for source in cells)]
     nbformat.write(nb, path)
     return path
 
 
 def test_a_kernel_forked_from_the_zygote_gives_the_outputs_of_a_fresh_one(warm, tmp_path, monkeypatch):
-    nb = _notebook(tmp_path / "nb.ipynb")
+    nb = _notebook(tmp_path / "nb.ipynb",
+                   "import numpy as np\nimport pandas as pd\nimport mlkit\n"
+                   "rng = np.random.default_rng(0)\n"
+                   "frame = pd.DataFrame({'x': rng.normal(size=5).round(3)})\n"
+                   "mlkit.record('total', float(frame['x'].sum().round(3)), output_dir=output_dir)\n"
+                   "print(frame.to_string())\nimport warnings\nwarnings.warn('a visible warning')",
+                   "import os\nsorted(k for k in globals() if not k.startswith('_'))[:6]")
     forked = batch.run_notebook(nb, tmp_path / "forked.ipynb", parameters={"output_dir": str(tmp_path / "f")})
     monkeypatch.setenv(zygote.ENV, "off")
     fresh = batch.run_notebook(nb, tmp_path / "fresh.ipynb", parameters={"output_dir": str(tmp_path / "g")})
@@ -158,15 +158,10 @@ def test_a_kernel_forked_from_the_zygote_gives_the_outputs_of_a_fresh_one(warm, 
 
 def test_batch_kernels_and_their_servers_are_forked_when_a_zygote_runs(warm, tmp_path, monkeypatch):
     """What tells a forked kernel from a fresh one: scikit-learn is already in memory, and its parent is the zygote."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell('output_dir: str = ""  # where metrics go', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import os, sys\nimport mlkit\n"
-                                  "mlkit.record('warm', 'sklearn' in sys.modules, output_dir=output_dir)\n"
-                                  "mlkit.record('zygote', os.environ.get('MLKIT_ZYGOTE', ''), output_dir=output_dir)"),
-    ]
-    nbformat.write(nb, tmp_path / "probe.ipynb")
+    _notebook(tmp_path / "probe.ipynb",
+              "import os, sys\nimport mlkit\n"
+              "mlkit.record('warm', 'sklearn' in sys.modules, output_dir=output_dir)\n"
+              "mlkit.record('zygote', os.environ.get('MLKIT_ZYGOTE', ''), output_dir=output_dir)")
     forked = batch.run_notebook(tmp_path / "probe.ipynb", tmp_path / "a.ipynb", parameters={"output_dir": str(tmp_path / "a")})
     assert forked.metrics == {"warm": True, "zygote": warm}  # servers it starts are forked too (running())
     monkeypatch.setenv(zygote.ENV, "off")
